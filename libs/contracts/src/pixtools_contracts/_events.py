@@ -1,0 +1,204 @@
+"""Versioned events: the envelope every message carries and the event types."""
+
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+from uuid import UUID, uuid4
+
+from pydantic import Field, JsonValue, TypeAdapter
+
+from pixtools_contracts._base import Contract
+from pixtools_contracts._operations import ServiceName
+from pixtools_contracts._pipeline import Pipeline, PlannedStep, SlipNode
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(Contract):
+    """The envelope: identity, time, job and tenant, correlation, trace context and producer."""
+
+    type: str = Field(description="Type tag with version, for example 'job.completed.v1'.")
+    event_id: UUID = Field(default_factory=uuid4, description="Unique id; consumers dedupe on it.")
+    occurred_at: datetime = Field(default_factory=_now, description="When the event happened (UTC).")
+    job_id: UUID = Field(description="The job this event belongs to.")
+    tenant_id: UUID = Field(description="The tenant that owns the job.")
+    correlation_id: str = Field(description="Id shared by every event of one request, for logs.")
+    traceparent: str | None = Field(default=None, description="W3C trace context 'traceparent' header.")
+    tracestate: str | None = Field(default=None, description="W3C trace context 'tracestate' header.")
+    producer: str = Field(description="Service that produced the event, for example 'ingest'.")
+
+    fanout: ClassVar[bool] = True
+
+    def routing_key(self) -> str:
+        """The topic routing key, derived from the type."""
+        return self.type
+
+
+class ObjectRef(Contract):
+    """A stored object and what is known about it."""
+
+    key: str = Field(description="Blob store key.")
+    content_type: str = Field(description="MIME type, for example 'image/webp'.")
+    bytes: int = Field(ge=0, description="Size in bytes.")
+    sha256: str = Field(description="Hex SHA-256 of the content.")
+    width: int | None = Field(default=None, description="Pixel width, for images.")
+    height: int | None = Field(default=None, description="Pixel height, for images.")
+
+
+class StepOutput(ObjectRef):
+    """An object a step stored."""
+
+    name: str = Field(description="Short name of the output within the step, for example 'image' or 'metadata'.")
+    role: Literal["image", "artifact"] = Field(
+        description="'image' is the step's result image; 'artifact' is a side result such as JSON or an overlay."
+    )
+
+
+class ErrorInfo(Contract):
+    """Why a step failed."""
+
+    code: str = Field(description="Stable error class, for example 'image.corrupt' or 'retries_exhausted'.")
+    message: str = Field(description="Human-readable reason.")
+
+
+class JobSubmitted(Event):
+    """A job was accepted: its input is stored and its pipeline validated."""
+
+    type: Literal["job.submitted.v1"] = "job.submitted.v1"
+    input: ObjectRef = Field(description="The stored original.")
+    pipeline: Pipeline = Field(description="The pipeline as submitted.")
+    step_count: int = Field(description="Steps in the job tree.")
+    leaf_count: int = Field(description="Leaves (outputs) in the job tree.")
+
+
+class StepRequested(Event):
+    """A command to a service: run this step on this input, then continue the slip."""
+
+    type: Literal["step.requested.v1"] = "step.requested.v1"
+    service: ServiceName = Field(description="Service that runs the step.")
+    input: ObjectRef = Field(description="The image the step reads.")
+    step: PlannedStep = Field(description="The step to run.")
+    remaining: list[SlipNode] = Field(description="The rest of the routing slip after this step.")
+
+    fanout: ClassVar[bool] = False
+
+    def routing_key(self) -> str:
+        """Commands route to the owning service: 'step.requested.v1.<service>'."""
+        return f"{self.type}.{self.service}"
+
+
+class StepStarted(Event):
+    """A service began a step."""
+
+    type: Literal["step.started.v1"] = "step.started.v1"
+    step_id: str = Field(description="Step id in the job tree.")
+    op: str = Field(description="Operation name.")
+
+
+class StepCompleted(Event):
+    """A step finished and its outputs are stored."""
+
+    type: Literal["step.completed.v1"] = "step.completed.v1"
+    step_id: str = Field(description="Step id in the job tree.")
+    op: str = Field(description="Operation name.")
+    started_at: datetime = Field(description="When the step started.")
+    finished_at: datetime = Field(description="When the step finished.")
+    image: ObjectRef = Field(description="The image the next steps read (the input itself when the op passes it through).")
+    outputs: list[StepOutput] = Field(default_factory=list, description="Objects this step stored.")
+    result: dict[str, JsonValue] | None = Field(
+        default=None, description="Structured result, for example extracted metadata or detections."
+    )
+    next_step_ids: list[str] = Field(default_factory=list, description="Steps requested after this one.")
+
+
+class StepFailed(Event):
+    """A step failed; downstream steps of its branch will not run."""
+
+    type: Literal["step.failed.v1"] = "step.failed.v1"
+    step_id: str = Field(description="Step id in the job tree.")
+    op: str = Field(description="Operation name.")
+    started_at: datetime | None = Field(default=None, description="When the step started, if it did.")
+    finished_at: datetime = Field(default_factory=_now, description="When the failure was recorded.")
+    error: ErrorInfo = Field(description="The reason.")
+
+
+class JobOutput(Contract):
+    """One result of a finished job."""
+
+    step_id: str = Field(description="Step that produced it.")
+    op: str = Field(description="Operation of that step.")
+    name: str = Field(description="Output name within the step.")
+    key: str = Field(description="Blob store key.")
+    content_type: str = Field(description="MIME type.")
+    bytes: int = Field(description="Size in bytes.")
+    sha256: str = Field(description="Hex SHA-256.")
+    width: int | None = Field(default=None, description="Pixel width, for images.")
+    height: int | None = Field(default=None, description="Pixel height, for images.")
+
+
+class StepError(Contract):
+    """A failed step of a job."""
+
+    step_id: str = Field(description="Step id.")
+    op: str = Field(description="Operation.")
+    error: ErrorInfo = Field(description="The reason.")
+
+
+class JobCompleted(Event):
+    """A job reached a terminal state with at least one output: succeeded or partially failed."""
+
+    type: Literal["job.completed.v1"] = "job.completed.v1"
+    state: Literal["succeeded", "partially_failed"] = Field(description="Terminal state.")
+    outputs: list[JobOutput] = Field(description="The outputs that were produced.")
+    results: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict, description="Structured results keyed by step id (metadata, detections)."
+    )
+    errors: list[StepError] = Field(default_factory=list, description="Failed steps, when partially failed.")
+    submitted_at: datetime = Field(description="When the job was accepted.")
+
+
+class JobFailed(Event):
+    """A job reached a terminal state with no output."""
+
+    type: Literal["job.failed.v1"] = "job.failed.v1"
+    errors: list[StepError] = Field(description="Failed steps and their reasons.")
+    submitted_at: datetime = Field(description="When the job was accepted.")
+
+
+class JobCancelled(Event):
+    """A job was cancelled by its owner; late results are ignored."""
+
+    type: Literal["job.cancelled.v1"] = "job.cancelled.v1"
+    reason: str = Field(default="cancelled by client", description="Why.")
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        JobSubmitted,
+        StepRequested,
+        StepStarted,
+        StepCompleted,
+        StepFailed,
+        JobCompleted,
+        JobFailed,
+        JobCancelled,
+    )
+}
+
+
+_JSON_OBJECT = TypeAdapter(dict[str, JsonValue])
+
+
+def parse_event(body: bytes | str) -> Event:
+    """Decode a message body into its event type, by its 'type' tag."""
+    header = _JSON_OBJECT.validate_json(body)
+    event_type = header.get("type")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    return EVENT_TYPES[event_type].model_validate(header)
+
+
+class UnknownEventType(ValueError):
+    """The message names an event type this reader does not know."""

@@ -1,0 +1,1 @@
+"""PixTools plumbing: settings, broker, blob storage, telemetry and logging. No domain logic lives here."""

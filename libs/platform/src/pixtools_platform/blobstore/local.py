@@ -1,0 +1,64 @@
+"""A blob store in a local directory, the single-machine default."""
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pixtools_platform.blobstore.base import BlobNotFound, validate_key
+
+
+class LocalBlobStore:
+    """Objects as files under a root directory, written atomically and fsynced before `put` returns."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+        self._root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The file that holds a key."""
+        return self._root / validate_key(key)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Write to a temporary file, fsync, then rename over the key, so readers never see half a file."""
+        await asyncio.to_thread(self._write, self.path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    async def get(self, key: str) -> bytes:
+        """Read a file; raises BlobNotFound."""
+        path = self.path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as error:
+            raise BlobNotFound(key) from error
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove files; missing ones are ignored."""
+        paths = [self.path(key) for key in keys]
+        await asyncio.to_thread(lambda: [path.unlink(missing_ok=True) for path in paths])
+
+    async def presigned_url(self, key: str, expires_s: int) -> str | None:
+        """Local files have no URL of their own; the gateway streams them."""
+        return None
+
+    async def check(self) -> None:
+        """Fail when the root is not a writable directory."""
+        if not (self._root.is_dir() and os.access(self._root, os.W_OK)):
+            raise OSError(f"blob directory {self._root} is not writable")
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,210 @@
+"""The consumer loop every worker shares: decode, handle, publish with confirms, then ack.
+
+A message is acked only after the handler's effects are durable and the events it returned are
+confirmed. Failures never spin in a hot requeue loop: they go to a delay queue with exponential
+backoff, and after the last attempt (or at once, for poison and permanent errors) to the service's
+dead-letter queue with the reason in its headers.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from time import perf_counter
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pixtools_contracts import Event, UnknownEventType, parse_event
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from pixtools_platform.broker.errors import PermanentError
+from pixtools_platform.broker.publisher import Publisher
+from pixtools_platform.broker.retry import RetryPolicy
+from pixtools_platform.broker.topology import Topology
+from pixtools_platform.logs import log_context
+from pixtools_platform.telemetry import consumer_span
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[Sequence[Event]]]
+"""A plain async function of an event that returns the events to publish."""
+
+Outcome = Sequence[Event]
+
+ExhaustedHook = Callable[[Event, str], Awaitable[Sequence[Event]]]
+"""Called when a message is dead-lettered after being decoded: returns events to publish (e.g. a step failure)."""
+
+MESSAGES = Counter("pixtools_messages_total", "Messages consumed, by outcome.", ["service", "type", "outcome"])
+HANDLE_SECONDS = Histogram(
+    "pixtools_handle_seconds",
+    "Time from delivery to ack.",
+    ["service", "type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+class Consumer:
+    """Consumes one service's queue with bounded concurrency, retries, dead letters and draining shutdown."""
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractRobustConnection,
+        publisher: Publisher,
+        topology: Topology,
+        service: str,
+        routing_keys: Sequence[str],
+        handlers: Mapping[str, Handler],
+        retry: RetryPolicy,
+        prefetch: int,
+        on_exhausted: ExhaustedHook | None = None,
+    ) -> None:
+        self._connection = connection
+        self._publisher = publisher
+        self._topology = topology
+        self._service = service
+        self._routing_keys = routing_keys
+        self._handlers = handlers
+        self._retry = retry
+        self._prefetch = prefetch
+        self._on_exhausted = on_exhausted
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Declare the topology and begin consuming."""
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        self._queue = await self._topology.declare_service(
+            self._channel, self._service, self._routing_keys, self._retry
+        )
+        self._tag = await self._queue.consume(self._spawn)
+        log.info("consuming", extra={"queue": self._queue.name, "prefetch": self._prefetch})
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stop taking messages, let in-flight ones finish for up to `drain_seconds`, then close.
+
+        Work still running after the deadline is cancelled; its messages are unacked and the broker
+        returns them to the queue when the channel closes.
+        """
+        if self._queue is not None and self._tag is not None:
+            await self._queue.cancel(self._tag)
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=drain_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("drain deadline passed; returning unfinished messages", extra={"count": len(pending)})
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages being handled now."""
+        return len(self._in_flight)
+
+    async def _spawn(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self._process(message))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        started = perf_counter()
+        attempt = _attempt(message)
+        try:
+            event = parse_event(message.body)
+        except (ValidationError, UnknownEventType, ValueError) as error:
+            await self._settle(message, "poison", self._dead_letter(message, f"invalid message: {error}", attempt))
+            return
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            reason = f"{self._service} has no handler for {event.type}"
+            await self._settle(message, "poison", self._dead_letter(message, reason, attempt), event)
+            return
+        with log_context(job_id=str(event.job_id), correlation_id=event.correlation_id):
+            with consumer_span(f"{self._service} {event.type}", message.headers):
+                outcome = await self._handle(message, event, handler, attempt)
+        MESSAGES.labels(self._service, event.type, outcome).inc()
+        HANDLE_SECONDS.labels(self._service, event.type).observe(perf_counter() - started)
+
+    async def _handle(self, message: AbstractIncomingMessage, event: Event, handler: Handler, attempt: int) -> str:
+        try:
+            events = await handler(event)
+            await self._publisher.publish_all(events)
+        except asyncio.CancelledError:
+            raise
+        except PermanentError as error:
+            return await self._settle(message, "dead_lettered", self._give_up(message, event, str(error), attempt))
+        except Exception as error:
+            if attempt >= self._retry.max_attempts:
+                reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
+                log.error("retries exhausted", extra={"attempt": attempt, "error": repr(error)})
+                return await self._settle(message, "dead_lettered", self._give_up(message, event, reason, attempt))
+            log.warning("retrying", extra={"attempt": attempt, "error": repr(error)}, exc_info=True)
+            return await self._settle(message, "retried", self._delay(message, attempt))
+        await message.ack()
+        return "acked"
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, outcome: str, action: Awaitable[None], event: Event | None = None
+    ) -> str:
+        """Run a retry or dead-letter publish, then ack; if that publish fails, requeue for another try."""
+        try:
+            await action
+        except Exception:
+            log.exception("could not reroute message; requeueing it")
+            await message.nack(requeue=True)
+            return "requeued"
+        await message.ack()
+        if event is None:
+            MESSAGES.labels(self._service, "unknown", outcome).inc()
+        return outcome
+
+    async def _give_up(self, message: AbstractIncomingMessage, event: Event, reason: str, attempt: int) -> None:
+        if self._on_exhausted is not None:
+            await self._publisher.publish_all(await self._on_exhausted(event, reason))
+        await self._dead_letter(message, reason, attempt)
+
+    async def _delay(self, message: AbstractIncomingMessage, attempt: int) -> None:
+        tier, delay_ms = self._retry.delay_ms(attempt)
+        retry = _copy(message, {"x-attempt": attempt + 1})
+        retry.expiration = timedelta(milliseconds=delay_ms)
+        await self._publisher.publish_message(self._topology.delay_queue(self._service, tier), retry, exchange="")
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, attempt: int) -> None:
+        log.error("dead-lettering message", extra={"reason": reason, "message_id": message.message_id})
+        dead = _copy(
+            message,
+            {
+                "x-attempt": attempt,
+                "x-death-reason": reason[:2000],
+                "x-death-service": self._service,
+                "x-death-at": datetime.now(UTC).isoformat(),
+                "x-original-routing-key": message.routing_key or "",
+            },
+        )
+        await self._publisher.publish_message(self._service, dead, exchange=self._topology.dead_letters)
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get("x-attempt", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def _copy(message: AbstractIncomingMessage, extra_headers: Mapping[str, str | int]) -> aio_pika.Message:
+    headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-death")}
+    headers.update(extra_headers)
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        app_id=message.app_id,
+    )

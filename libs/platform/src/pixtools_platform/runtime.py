@@ -1,0 +1,40 @@
+"""Run a worker until SIGTERM or SIGINT, then drain it."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    """A long-running service with an explicit start and a draining stop."""
+
+    async def start(self) -> None:
+        """Connect and begin work."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop taking work, drain what is in flight, release resources."""
+        ...
+
+
+async def serve(worker: Worker) -> None:
+    """Start a worker, wait for a termination signal, then stop it."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await worker.start()
+    log.info("started")
+    await stopping.wait()
+    log.info("stopping: draining in-flight work")
+    await worker.stop()
+    log.info("stopped")
+
+
+def run(build: Callable[[], Worker]) -> None:
+    """Entry point for console scripts: build the worker and serve it."""
+    asyncio.run(serve(build()))

@@ -1,0 +1,38 @@
+"""Settings every service shares, read from PIXTOOLS_* environment variables."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pixtools_platform.broker.retry import RetryPolicy
+
+
+class CommonSettings(BaseSettings):
+    """Broker, storage, telemetry and logging settings shared by every service."""
+
+    model_config = SettingsConfigDict(env_prefix="PIXTOOLS_", env_nested_delimiter="__", extra="ignore")
+
+    env: Literal["local", "test", "production"] = "local"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    namespace: str = Field(default="pixtools", description="Prefix of every exchange and queue name.")
+    blob_backend: Literal["local", "s3"] = "local"
+    blob_dir: Path = Path("var/blobs")
+    s3_bucket: str = "pixtools"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    log_level: str = "INFO"
+    log_json: bool = True
+    otel_endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint; traces are not exported when unset.")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    prefetch: int = Field(default=8, ge=1, le=1000, description="Messages a consumer holds at once.")
+    drain_seconds: float = Field(default=30.0, gt=0, description="How long shutdown waits for in-flight work.")
+    ops_host: str = "0.0.0.0"
+    ops_port: int = Field(default=0, description="Port of /healthz, /readyz and /metrics; 0 disables it.")
+
+    @model_validator(mode="after")
+    def _production_needs_shared_storage(self) -> "CommonSettings":
+        if self.env == "production" and self.amqp_url.startswith("amqp://guest:guest@"):
+            raise ValueError("PIXTOOLS_AMQP_URL uses the default guest account; set real broker credentials")
+        return self

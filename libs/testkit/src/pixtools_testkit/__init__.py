@@ -1,0 +1,1 @@
+"""Test fixtures for PixTools: real infrastructure on loopback, found or started."""

@@ -1,0 +1,85 @@
+"""Pytest fixtures: a migrated database per session, a broker namespace per test, blob stores."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+import pytest_asyncio
+from pixtools_db.migrate import alembic_config
+from pixtools_platform.blobstore import LocalBlobStore, S3BlobStore
+from pixtools_platform.broker import RetryPolicy
+from sqlalchemy.engine import make_url
+
+from pixtools_testkit.infra import Infra, real_infra
+
+SERVICES = ("ingest", "denoise", "detect", "aggregator")
+TEST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.2, factor=2.0, jitter=0.5)
+"""The retry policy tests use, so growing delays show in seconds, not minutes."""
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """Real RabbitMQ, Postgres and S3-compatible server for the whole session."""
+    with real_infra() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def database_url(infra: Infra) -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped afterwards."""
+    from alembic import command
+
+    server = make_url(infra.postgres_url)
+    name = f"pixtools_test_{secrets.token_hex(4)}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    admin = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    command.upgrade(alembic_config(url), "head")
+    yield url
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest_asyncio.fixture
+async def namespace(infra: Infra) -> AsyncIterator[str]:
+    """A broker namespace of this test's own; its queues and exchanges are deleted afterwards."""
+    name = f"t{secrets.token_hex(4)}"
+    yield name
+    connection = await aio_pika.connect(infra.amqp_url)
+    try:
+        channel = await connection.channel()
+        for service in SERVICES:
+            tiers = {*TEST_RETRY.tiers_ms(), *RetryPolicy().tiers_ms()}
+            delay_queues = [f"{name}.{service}.delay.{tier}ms" for tier in tiers]
+            for queue in (f"{name}.{service}", f"{name}.{service}.dlq", *delay_queues):
+                await channel.queue_delete(queue)
+        for exchange in ("events", "dlx", "redeliver"):
+            await channel.exchange_delete(f"{name}.{exchange}")
+    finally:
+        await connection.close()
+
+
+@pytest_asyncio.fixture
+async def s3_store(infra: Infra) -> AsyncIterator[S3BlobStore]:
+    """An S3 blob store on a fresh bucket of the S3-compatible server."""
+    store = await S3BlobStore.open(bucket=f"t{secrets.token_hex(4)}", endpoint_url=infra.s3_endpoint_url, region="us-east-1")
+    await store.ensure_bucket()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalBlobStore:
+    """A local-directory blob store in a temporary directory."""
+    return LocalBlobStore(tmp_path / "blobs")

@@ -1,0 +1,21 @@
+"""The detect service's exceptions."""
+
+
+class DetectError(Exception):
+    """Base of every detect service error."""
+
+
+class ModelFileMissing(DetectError):
+    """A model or class-list file is not in the models directory; the message says how to get it."""
+
+
+class ModelConversionError(DetectError):
+    """The ONNX graph uses something the converter does not support, or disagrees with the class list."""
+
+
+class UnknownClassNames(DetectError):
+    """`classes` in the detect params names classes the model does not know."""
+
+
+class ModelDownloadFailed(DetectError):
+    """An official model file could not be downloaded."""
