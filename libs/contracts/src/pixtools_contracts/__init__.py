@@ -54,6 +54,14 @@ from pixtools_contracts._pipeline import (
     flatten,
     plan,
 )
+from pixtools_contracts._slip import (
+    envelope_of,
+    next_requests,
+    original_key,
+    output_key,
+    step_failed,
+    step_started,
+)
 from pixtools_contracts._topology import EVENTS_EXCHANGE, service_queue
 
 __all__ = [
@@ -101,9 +109,16 @@ __all__ = [
     "asyncapi_document",
     "check_limits",
     "descendants",
+    "envelope_of",
     "first_steps",
+    "next_requests",
+    "original_key",
+    "output_key",
     "flatten",
     "parse_event",
     "plan",
     "service_for",
+    "service_queue",
+    "step_failed",
+    "step_started",
 ]

@@ -21,6 +21,14 @@ TEST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.2, factor=2.0, jitter=0.
 """The retry policy tests use, so growing delays show in seconds, not minutes."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tracing() -> None:
+    """A real tracer provider, so trace context is created and propagated as in production."""
+    from pixtools_platform.telemetry import configure_tracing
+
+    configure_tracing("tests", None)
+
+
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     """Real RabbitMQ, Postgres and S3-compatible server for the whole session."""
@@ -64,6 +72,7 @@ async def namespace(infra: Infra) -> AsyncIterator[str]:
             delay_queues = [f"{name}.{service}.delay.{tier}ms" for tier in tiers]
             for queue in (f"{name}.{service}", f"{name}.{service}.dlq", *delay_queues):
                 await channel.queue_delete(queue)
+        await channel.queue_delete(f"{name}.journal")
         for exchange in ("events", "dlx", "redeliver"):
             await channel.exchange_delete(f"{name}.{exchange}")
     finally:

@@ -9,6 +9,11 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Abstr
 from pixtools_platform.broker.retry import RetryPolicy
 
 
+JOURNAL_KEYS = ("job.#", "step.started.#", "step.completed.#", "step.failed.#")
+JOURNAL_LENGTH = 100_000
+JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class Topology:
     """Names of every exchange and queue, under one namespace."""
@@ -30,6 +35,11 @@ class Topology:
         """Direct exchange returning delayed messages to their service queue."""
         return f"{self.namespace}.redeliver"
 
+    @property
+    def journal(self) -> str:
+        """A bounded queue keeping recent notifications, so an event with no subscriber yet is still routable."""
+        return f"{self.namespace}.journal"
+
     def queue(self, service: str) -> str:
         """The service's work queue."""
         return f"{self.namespace}.{service}"
@@ -46,7 +56,17 @@ class Topology:
         """Declare the shared exchanges and return the events exchange."""
         await channel.declare_exchange(self.dead_letters, ExchangeType.DIRECT, durable=True)
         await channel.declare_exchange(self.redeliver, ExchangeType.DIRECT, durable=True)
-        return await channel.declare_exchange(self.events, ExchangeType.TOPIC, durable=True)
+        events = await channel.declare_exchange(self.events, ExchangeType.TOPIC, durable=True)
+        journal = await channel.declare_queue(
+            self.journal,
+            durable=True,
+            arguments={"x-max-length": JOURNAL_LENGTH, "x-overflow": "drop-head", "x-message-ttl": JOURNAL_TTL_MS},
+        )
+        # Notifications (job.*, step.started/completed/failed) may have no subscriber yet; commands
+        # (step.requested.*) are deliberately not journalled, so a command nobody consumes stays an error.
+        for key in JOURNAL_KEYS:
+            await journal.bind(events, routing_key=key)
+        return events
 
     async def declare_service(
         self,

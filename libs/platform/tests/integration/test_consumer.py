@@ -1,0 +1,179 @@
+"""Delivery rules on a real RabbitMQ: retries with growing delays, dead letters with reasons, no crashes."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import aio_pika
+import pytest
+import pytest_asyncio
+from pixtools_contracts import Event, StepStarted
+from pixtools_platform.broker import Consumer, PermanentError, Publisher, Topology, Unroutable, connect
+from pixtools_testkit.fixtures import TEST_RETRY
+
+pytestmark = pytest.mark.integration
+
+
+def _event() -> StepStarted:
+    return StepStarted(job_id=uuid.uuid4(), tenant_id=uuid.uuid4(), correlation_id="c", producer="test", step_id="0", op="resize")
+
+
+@pytest_asyncio.fixture
+async def broker(infra, namespace) -> AsyncIterator[tuple[aio_pika.abc.AbstractRobustConnection, Publisher, Topology]]:
+    connection = await connect(infra.amqp_url, "test")
+    topology = Topology(namespace)
+    publisher = await Publisher.open(connection, topology)
+    yield connection, publisher, topology
+    await publisher.close()
+    await connection.close()
+
+
+async def _start(broker, handler, service="ingest", prefetch=4) -> Consumer:
+    connection, publisher, topology = broker
+    consumer = Consumer(
+        connection=connection,
+        publisher=publisher,
+        topology=topology,
+        service=service,
+        routing_keys=["step.started.v1"],
+        handlers={"step.started.v1": handler},
+        retry=TEST_RETRY,
+        prefetch=prefetch,
+    )
+    await consumer.start()
+    return consumer
+
+
+async def _dead_letters(broker, service="ingest", expected=1, timeout=15.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection, _, topology = broker
+    channel = await connection.channel()
+    queue = await channel.get_queue(topology.dead_letter_queue(service))
+    found = []
+    deadline = time.monotonic() + timeout
+    while len(found) < expected and time.monotonic() < deadline:
+        message = await queue.get(fail=False)
+        if message is None:
+            await asyncio.sleep(0.1)
+            continue
+        await message.ack()
+        found.append(message)
+    await channel.close()
+    return found
+
+
+async def test_transient_failure_is_retried_with_growing_delays_then_dead_lettered_with_reason(broker) -> None:
+    attempts: list[float] = []
+
+    async def always_failing(event: Event) -> Sequence[Event]:
+        attempts.append(time.monotonic())
+        raise ConnectionError("storage is down")
+
+    consumer = await _start(broker, always_failing)
+    await broker[1].publish(_event())
+    [dead] = await _dead_letters(broker)
+    await consumer.stop(5)
+
+    assert len(attempts) == TEST_RETRY.max_attempts
+    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    tiers = [tier / 1000 for tier in TEST_RETRY.tiers_ms()]
+    for gap, tier in zip(gaps, tiers, strict=True):
+        # Each wait is the jittered share of its tier: at least (1 - jitter) of it, and not much more.
+        assert tier * (1 - TEST_RETRY.jitter) - 0.05 <= gap <= tier + 1.0
+    assert tiers[1] > tiers[0]
+    headers = dead.headers or {}
+    assert "storage is down" in str(headers["x-death-reason"])
+    assert headers["x-attempt"] == TEST_RETRY.max_attempts
+    assert headers["x-death-service"] == "ingest"
+
+
+async def test_poison_message_is_dead_lettered_and_the_consumer_keeps_serving(broker) -> None:
+    handled: list[Event] = []
+
+    async def record(event: Event) -> Sequence[Event]:
+        handled.append(event)
+        return []
+
+    consumer = await _start(broker, record)
+    _, publisher, _ = broker
+    for body in (b"not json at all", b'{"type": "step.started.v1", "job_id": "not-a-uuid"}', b'{"type": "nope.v9"}'):
+        await publisher.publish_message("step.started.v1", aio_pika.Message(body))
+    good = _event()
+    await publisher.publish(good)
+    dead = await _dead_letters(broker, expected=3)
+    for _ in range(50):
+        if handled:
+            break
+        await asyncio.sleep(0.1)
+    await consumer.stop(5)
+    assert [event.event_id for event in handled] == [good.event_id]
+    reasons = sorted(str((message.headers or {})["x-death-reason"]) for message in dead)
+    assert len(reasons) == 3
+    assert all(reason.startswith("invalid message") for reason in reasons)
+    assert any("unknown event type 'nope.v9'" in reason for reason in reasons)
+
+
+async def test_permanent_error_is_dead_lettered_at_once(broker) -> None:
+    calls = 0
+
+    async def refuse(event: Event) -> Sequence[Event]:
+        nonlocal calls
+        calls += 1
+        raise PermanentError("this can never work")
+
+    consumer = await _start(broker, refuse)
+    await broker[1].publish(_event())
+    [dead] = await _dead_letters(broker)
+    await consumer.stop(5)
+    assert calls == 1
+    assert (dead.headers or {})["x-death-reason"] == "this can never work"
+
+
+async def test_handler_events_are_published_before_the_ack(broker) -> None:
+    connection, publisher, topology = broker
+    channel = await connection.channel()
+    observer = await channel.declare_queue(exclusive=True)
+    await observer.bind(topology.events, routing_key="job.cancelled.v1")
+    source = _event()
+
+    async def answer(event: Event) -> Sequence[Event]:
+        from pixtools_contracts import JobCancelled
+
+        return [JobCancelled(job_id=event.job_id, tenant_id=event.tenant_id, correlation_id="c", producer="test")]
+
+    consumer = await _start(broker, answer)
+    await publisher.publish(source)
+    message = None
+    for _ in range(50):
+        message = await observer.get(fail=False)
+        if message:
+            break
+        await asyncio.sleep(0.1)
+    await consumer.stop(5)
+    await channel.close()
+    assert message is not None
+    assert str(source.job_id) in message.body.decode()
+    assert message.headers.get("traceparent"), "published events carry the trace context"
+
+
+async def test_unroutable_publish_is_an_error(broker) -> None:
+    _, publisher, _ = broker
+    with pytest.raises(Unroutable):
+        await publisher.publish_message("step.requested.v1.nobody", aio_pika.Message(b"{}"))
+
+
+async def test_stop_drains_in_flight_work_before_closing(broker) -> None:
+    finished: list[str] = []
+    started = asyncio.Event()
+
+    async def slow(event: Event) -> Sequence[Event]:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.append(str(event.event_id))
+        return []
+
+    consumer = await _start(broker, slow)
+    await broker[1].publish(_event())
+    await asyncio.wait_for(started.wait(), 10)
+    await consumer.stop(drain_seconds=5)
+    assert len(finished) == 1

@@ -1,0 +1,1 @@
+"""The PixTools HTTP gateway."""

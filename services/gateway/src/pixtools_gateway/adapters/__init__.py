@@ -1,0 +1,1 @@
+"""Adapters of the gateway: upload parsing and database notifications."""

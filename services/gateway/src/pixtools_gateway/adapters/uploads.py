@@ -1,0 +1,58 @@
+"""Uploads: a byte cap enforced while the body streams, and image probing from the bytes themselves."""
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+from starlette.types import Message, Receive
+
+from pixtools_gateway.errors import InvalidImage, UnsupportedMedia, UploadTooLarge
+from pixtools_gateway.handlers.submit import Upload
+
+# Formats Pillow identifies from their magic bytes, and the MIME type we record for each.
+ACCEPTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+}
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """Wrap an ASGI receive so that reading more than `limit` body bytes raises UploadTooLarge at once."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise UploadTooLarge(f"the request body exceeds {limit} bytes")
+        return message
+
+    return wrapped
+
+
+def probe_upload(data: bytes, *, max_pixels: int) -> Upload:
+    """Identify the image from its bytes and check its decoded size before anything is stored."""
+    if not data:
+        raise InvalidImage("the file is empty")
+    with warnings.catch_warnings():
+        # Pillow warns (then raises) on huge images; we check the pixel count ourselves with a clear message.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                kind, (width, height) = image.format, image.size
+        except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+            raise UnsupportedMedia("the file is not an image in a supported format") from error
+        except (OSError, ValueError, SyntaxError) as error:
+            raise InvalidImage(f"the image header is corrupt: {error}") from error
+    if kind not in ACCEPTED_FORMATS:
+        raise UnsupportedMedia(f"{kind} images are not accepted; send one of {', '.join(sorted(ACCEPTED_FORMATS))}")
+    if width * height > max_pixels:
+        raise InvalidImage(f"the image has {width}x{height} pixels; the limit is {max_pixels} pixels")
+    return Upload(data=data, content_type=ACCEPTED_FORMATS[kind], width=width, height=height)

@@ -1,0 +1,84 @@
+"""Request dependencies, as Annotated aliases so endpoint signatures read like prose."""
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixtools_db.outbox import OutboxRelay
+from pixtools_gateway.adapters.notifications import JobNotifications
+from pixtools_gateway.errors import Forbidden, Unauthorized
+from pixtools_gateway.handlers.tenants import Caller, find_caller
+from pixtools_gateway.settings import GatewaySettings
+from pixtools_platform.blobstore import BlobStore
+
+
+@dataclass
+class Resources:
+    """What the app opens once at start-up and shares between requests."""
+
+    settings: GatewaySettings
+    sessions: async_sessionmaker[AsyncSession]
+    blobs: BlobStore
+    notifications: JobNotifications
+    relay: OutboxRelay | None
+    key_cache: dict[str, tuple[float, Caller]] = field(default_factory=dict)
+
+
+def resources(request: Request) -> Resources:
+    """The app's shared resources."""
+    found: Resources = request.app.state.resources
+    return found
+
+
+Shared = Annotated[Resources, Depends(resources)]
+
+
+async def session(shared: Shared) -> "AsyncSession":
+    """A database session for the request."""
+    async with shared.sessions() as opened:
+        yield opened  # type: ignore[misc]
+
+
+Session = Annotated[AsyncSession, Depends(session)]
+
+
+async def caller(
+    shared: Shared,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Caller:
+    """Authenticate the API key from `Authorization: Bearer` or `X-API-Key`."""
+    key = x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            key = value.strip()
+    if not key:
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'", headers=_challenge())
+    cached = shared.key_cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    async with shared.sessions() as opened:
+        found = await find_caller(opened, key=key)
+    if found is None:
+        raise Unauthorized("the API key is not valid", headers=_challenge())
+    shared.key_cache[key] = (time.monotonic() + shared.settings.auth_cache_s, found)
+    return found
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": 'Bearer realm="pixtools"'}
+
+
+async def tenant_id(who: Annotated[Caller, Depends(caller)]) -> uuid.UUID:
+    """The calling tenant; admin keys have none and may not use tenant endpoints."""
+    if who.tenant_id is None:
+        raise Forbidden("this endpoint needs a tenant API key")
+    return who.tenant_id
+
+
+TenantId = Annotated[uuid.UUID, Depends(tenant_id)]

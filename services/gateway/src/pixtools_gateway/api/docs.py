@@ -1,0 +1,50 @@
+"""The AsyncAPI document, as JSON and as a readable page."""
+
+import html
+import json
+from functools import cache
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from pixtools_contracts import asyncapi_document
+
+router = APIRouter(tags=["documentation"])
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return asyncapi_document()
+
+
+@router.get("/asyncapi.json", summary="AsyncAPI document of every exchange, routing key and payload")
+async def asyncapi_json() -> dict[str, Any]:
+    """The AsyncAPI 3 document."""
+    return _document()
+
+
+@router.get("/asyncapi", summary="AsyncAPI document as a page", response_class=HTMLResponse)
+async def asyncapi_page() -> HTMLResponse:
+    """A self-contained page listing channels and payload schemas."""
+    document = _document()
+    sections = []
+    for address, channel in document["channels"].items():
+        message = next(iter(channel["messages"]))
+        schema = document["components"]["schemas"][message]
+        sections.append(
+            f"<section><h2><code>{html.escape(channel['address'])}</code></h2>"
+            f"<p>{html.escape(channel['description'])}</p>"
+            f"<details><summary>{html.escape(message)} payload schema</summary>"
+            f"<pre>{html.escape(json.dumps(schema, indent=2))}</pre></details></section>"
+        )
+    info = document["info"]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>PixTools events</title>"
+        "<style>body{font-family:system-ui;max-width:60rem;margin:2rem auto}pre{background:#f4f4f4;padding:1rem}</style>"
+        f"</head><body><h1>{html.escape(info['title'])} {html.escape(info['version'])}</h1>"
+        f"<p>{html.escape(info['description'])}</p><p><a href='/asyncapi.json'>asyncapi.json</a></p>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+    return HTMLResponse(page)

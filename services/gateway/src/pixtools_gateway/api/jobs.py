@@ -1,0 +1,179 @@
+"""Jobs: submit, read, list, stream progress and download outputs."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.datastructures import UploadFile
+
+from pixtools_contracts import Pipeline, PipelineTooLarge, check_limits
+from pixtools_db import Job, Output
+from pixtools_gateway.adapters.uploads import limited_receive, probe_upload
+from pixtools_gateway.api.deps import Session, Shared, TenantId
+from pixtools_gateway.api.progress import job_progress
+from pixtools_gateway.errors import InvalidPipeline, InvalidRequest, NotFound, UnsupportedMedia, UploadTooLarge
+from pixtools_gateway.handlers.reads import get_job, get_output, job_view, list_jobs
+from pixtools_gateway.handlers.submit import Submission, submit_job
+from pixtools_gateway.views import JobAccepted, JobPage, JobState, JobView
+from pixtools_gateway.webhook_targets import check_webhook_url
+from pixtools_platform.blobstore import BlobNotFound
+from pixtools_platform.telemetry import current_trace_context
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_MULTIPART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "pipeline"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The image."},
+                        "pipeline": {"type": "string", "description": "The pipeline as JSON."},
+                        "webhook_url": {"type": "string", "description": "Called when the job is terminal."},
+                    },
+                }
+            }
+        },
+    }
+}
+_FORM_ALLOWANCE = 256 * 1024  # multipart framing and the small text fields around the file
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Submit an image and a pipeline",
+    openapi_extra=_MULTIPART_BODY,
+)
+async def submit(
+    request: Request,
+    shared: Shared,
+    tenant_id: TenantId,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Accept a job: 202 only once the job and its outbox rows are committed."""
+    settings = shared.settings
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMedia("send multipart/form-data with 'file' and 'pipeline'")
+    limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes + _FORM_ALLOWANCE))
+    async with limited.form(max_files=1, max_fields=8) as form:
+        upload, pipeline_text, webhook_url = form.get("file"), form.get("pipeline"), form.get("webhook_url")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("the 'file' field is missing")
+        if not isinstance(pipeline_text, str):
+            raise InvalidRequest("the 'pipeline' field is missing")
+        if webhook_url is not None and not isinstance(webhook_url, str):
+            raise InvalidRequest("'webhook_url' must be text")
+        data = await upload.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the file exceeds {settings.max_upload_bytes} bytes")
+    pipeline = parse_pipeline(pipeline_text)
+    if webhook_url:
+        await check_webhook_url(webhook_url, settings.webhook_allow_cidrs)
+    checked = probe_upload(data, max_pixels=settings.max_pixels)
+    job, created = await submit_job(
+        shared.sessions,
+        shared.blobs,
+        Submission(
+            tenant_id=tenant_id,
+            upload=checked,
+            pipeline=pipeline,
+            webhook_url=webhook_url or None,
+            idempotency_key=idempotency_key,
+            correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
+            traceparent=current_trace_context().get("traceparent"),
+        ),
+    )
+    if created and shared.relay is not None:
+        shared.relay.wake()
+    accepted = JobAccepted(
+        job_id=job.id,
+        state=job.state,  # type: ignore[arg-type]
+        status_url=str(request.url_for("read_job", job_id=job.id)),
+        events_url=str(request.url_for("job_events", job_id=job.id)),
+    )
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.status_url})
+
+
+def parse_pipeline(text: str) -> Pipeline:
+    """Validate pipeline JSON, reporting every problem with its location."""
+    try:
+        raw: Any = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidPipeline(f"the pipeline is not valid JSON: {error}") from error
+    try:
+        pipeline = Pipeline.model_validate(raw)
+        check_limits(pipeline)
+    except ValidationError as error:
+        problems = [{"loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
+        raise InvalidPipeline("the pipeline does not validate", errors=problems) from error
+    except PipelineTooLarge as error:
+        raise InvalidPipeline(str(error)) from error
+    return pipeline
+
+
+@router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job")
+async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, session: Session, shared: Shared) -> JobView:
+    """The job's state, steps, outputs with download URLs, and extracted metadata."""
+    job = await get_job(session, tenant_id=tenant_id, job_id=job_id)
+
+    async def output_url(job: Job, output: Output) -> str:
+        presigned = await shared.blobs.presigned_url(output.key, shared.settings.presign_expiry_s)
+        return presigned or str(request.url_for("download_output", job_id=job.id, output_id=output.id))
+
+    return await job_view(session, job, output_url)
+
+
+@router.get("", response_model=JobPage, summary="List jobs, newest first")
+async def list_all(
+    request: Request,
+    tenant_id: TenantId,
+    session: Session,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    """The tenant's jobs with keyset pagination."""
+    items, next_cursor = await list_jobs(
+        session,
+        tenant_id=tenant_id,
+        state=state,
+        cursor=cursor,
+        limit=limit,
+        status_url=lambda job_id: str(request.url_for("read_job", job_id=job_id)),
+    )
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{job_id}/events", summary="Stream progress as server-sent events", name="job_events")
+async def job_events(job_id: uuid.UUID, tenant_id: TenantId, session: Session, shared: Shared) -> EventSourceResponse:
+    """Live step and job state changes; the stream ends when the job is terminal."""
+    await get_job(session, tenant_id=tenant_id, job_id=job_id)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        async for name, data in job_progress(shared, job_id):
+            yield {"event": name, "data": json.dumps(data, default=str)}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@router.get("/{job_id}/outputs/{output_id}", summary="Download an output", name="download_output")
+async def download_output(
+    job_id: uuid.UUID, output_id: uuid.UUID, tenant_id: TenantId, session: Session, shared: Shared
+) -> Response:
+    """The output's bytes, for stores without presigned URLs."""
+    output = await get_output(session, tenant_id=tenant_id, job_id=job_id, output_id=output_id)
+    try:
+        data = await shared.blobs.get(output.key)
+    except BlobNotFound as error:
+        raise NotFound("the output has expired") from error
+    return Response(data, media_type=output.content_type, headers={"ETag": f'"{output.sha256}"'})

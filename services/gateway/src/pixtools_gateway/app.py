@@ -1,0 +1,104 @@
+"""The gateway's factory and composition root."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from time import perf_counter
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import Histogram
+from starlette.middleware.base import RequestResponseEndpoint
+
+from pixtools_db import create_engine, session_factory
+from pixtools_db.outbox import OutboxRelay, PendingMessage
+from pixtools_gateway.adapters.notifications import JobNotifications
+from pixtools_gateway.api import docs, health, jobs, webhooks
+from pixtools_gateway.api.deps import Resources
+from pixtools_gateway.errors import install_problem_handlers
+from pixtools_gateway.handlers.tenants import ensure_dev_tenant
+from pixtools_gateway.settings import GatewaySettings
+from pixtools_platform.blobstore import open_blob_store
+from pixtools_platform.broker import Publisher, Topology, connect
+from pixtools_platform.logs import configure_logging
+from pixtools_platform.telemetry import configure_tracing
+
+REQUEST_SECONDS = Histogram(
+    "pixtools_http_request_seconds",
+    "HTTP request latency.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """Build the gateway app; nothing connects until the lifespan starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        if settings.seed_dev_tenant:
+            async with sessions.begin() as session:
+                await ensure_dev_tenant(session, key=settings.dev_api_key)
+        blobs = await open_blob_store(settings)
+        connection = await connect(settings.amqp_url, "gateway")
+        publisher = await Publisher.open(connection, Topology(settings.namespace))
+        relay = None
+        if settings.relay_enabled:
+
+            async def publish(message: PendingMessage) -> None:
+                await publisher.publish_json(
+                    message.routing_key,
+                    message.body,
+                    message_id=message.event_id,
+                    message_type=message.event_type,
+                    headers=message.headers,
+                )
+
+            relay = OutboxRelay(sessions, publish, poll_s=settings.relay_poll_s)
+            relay.start()
+        notifications = JobNotifications(settings.database_url)
+        await notifications.start()
+        app.state.broker = connection
+        app.state.resources = Resources(settings, sessions, blobs, notifications, relay)
+        try:
+            yield
+        finally:
+            if relay is not None:
+                await relay.stop()
+            await notifications.stop()
+            await publisher.close()
+            await connection.close()
+            await blobs.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="PixTools",
+        version="0.1.0",
+        summary="Image processing and vision pipelines as a service.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for module in (jobs, webhooks, health, docs):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def time_requests(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUEST_SECONDS.labels(request.method, path, response.status_code).observe(perf_counter() - started)
+        return response
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app
+
+
+def main() -> None:
+    """Console entry point: `pixtools-gateway` serves the API."""
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_json)
+    configure_tracing("gateway", settings.otel_endpoint)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)

@@ -1,0 +1,115 @@
+"""HTTP errors as application/problem+json, each with a stable type."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_BASE = "https://pixtools.dev/problems/"
+
+
+class Problem(Exception):
+    """An error the API reports as a problem document."""
+
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+class Unauthorized(Problem):
+    """No valid API key was sent."""
+
+    status, slug, title = 401, "unauthorized", "Missing or invalid API key"
+
+
+class Forbidden(Problem):
+    """The key may not do this."""
+
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(Problem):
+    """Nothing of this tenant's has that id."""
+
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class IdempotencyConflict(Problem):
+    """The idempotency key was used for a different request."""
+
+    status, slug, title = 409, "idempotency-conflict", "Idempotency key reused with a different request"
+
+
+class UploadTooLarge(Problem):
+    """The upload exceeds the byte limit."""
+
+    status, slug, title = 413, "upload-too-large", "Upload too large"
+
+
+class UnsupportedMedia(Problem):
+    """The request or the uploaded file has a type the API does not take."""
+
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class InvalidRequest(Problem):
+    """A field is missing or malformed."""
+
+    status, slug, title = 422, "invalid-request", "Invalid request"
+
+
+class InvalidPipeline(Problem):
+    """The pipeline does not validate."""
+
+    status, slug, title = 422, "invalid-pipeline", "Invalid pipeline"
+
+
+class InvalidImage(Problem):
+    """The file is not a decodable image within the limits."""
+
+    status, slug, title = 422, "invalid-image", "Invalid image"
+
+
+class BlockedWebhook(Problem):
+    """The webhook URL points somewhere the service will not call."""
+
+    status, slug, title = 422, "blocked-webhook-url", "Webhook URL not allowed"
+
+
+def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """Build a problem+json response."""
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    body.update({key: value for key, value in extra.items() if value is not None and key != "headers"})
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=extra.get("headers"))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error, including framework ones, as problem+json."""
+
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Problem)
+        return problem_response(
+            error.status, error.slug, error.title, error.detail, errors=error.errors, headers=error.headers
+        )
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        errors = [{"loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
+        return problem_response(422, "invalid-request", "Invalid request", "the request did not validate", errors=errors)
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        return problem_response(error.status_code, slug, str(error.detail), str(error.detail))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,1 @@
+"""The gateway's domain work: tenants and keys, job submission, and the read models."""

@@ -1,0 +1,141 @@
+"""Read models: a job with its steps and outputs, and cursor-paginated listings."""
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixtools_db import Job, Output, Step
+from pixtools_gateway.errors import InvalidRequest, NotFound
+from pixtools_gateway.views import ErrorView, InputView, JobSummary, JobView, OutputView, StepView
+
+OutputUrl = Callable[[Job, Output], Awaitable[str]]
+
+
+async def get_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """The tenant's job; another tenant's job is reported as not found."""
+    job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+async def load_steps(session: AsyncSession, job_id: uuid.UUID) -> list[Step]:
+    """The job's steps in tree order."""
+    return list((await session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position))).all())
+
+
+async def job_view(session: AsyncSession, job: Job, output_url: OutputUrl) -> JobView:
+    """Assemble the full view of a job."""
+    steps = await load_steps(session, job.id)
+    outputs = (
+        await session.scalars(
+            select(Output).where(Output.job_id == job.id, Output.is_final.is_(True)).order_by(Output.created_at)
+        )
+    ).all()
+    return JobView(
+        job_id=job.id,
+        state=job.state,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        pipeline=job.pipeline,
+        input=InputView(
+            content_type=job.input_content_type,
+            bytes=job.input_bytes,
+            sha256=job.input_sha256,
+            width=job.input_width,
+            height=job.input_height,
+        ),
+        steps=[step_view(step) for step in steps],
+        outputs=[
+            OutputView(
+                id=output.id,
+                step=output.step_id,
+                op=output.op,
+                name=output.name,
+                content_type=output.content_type,
+                width=output.width,
+                height=output.height,
+                bytes=output.bytes,
+                sha256=output.sha256,
+                url=await output_url(job, output),
+            )
+            for output in outputs
+        ],
+        metadata={step.step_id: step.result for step in steps if step.op == "metadata" and step.result is not None},
+    )
+
+
+def step_view(step: Step) -> StepView:
+    """One step as the API shows it."""
+    error = ErrorView(code=step.error_code, message=step.error_message or "") if step.error_code else None
+    return StepView(
+        id=step.step_id,
+        op=step.op,
+        params=step.params,
+        state=step.state,  # type: ignore[arg-type]
+        started_at=step.started_at,
+        finished_at=step.finished_at,
+        error=error,
+        result=step.result,
+    )
+
+
+async def get_output(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID, output_id: uuid.UUID) -> Output:
+    """One output of the tenant's job."""
+    await get_job(session, tenant_id=tenant_id, job_id=job_id)
+    output = await session.scalar(select(Output).where(Output.id == output_id, Output.job_id == job_id))
+    if output is None:
+        raise NotFound(f"no output {output_id}")
+    return output
+
+
+def encode_cursor(job: Job) -> str:
+    """An opaque cursor after this job in newest-first order."""
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise InvalidRequest("invalid cursor") from error
+
+
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    state: str | None,
+    cursor: str | None,
+    limit: int,
+    status_url: Callable[[uuid.UUID], str],
+) -> tuple[list[JobSummary], str | None]:
+    """A newest-first page of the tenant's jobs using keyset pagination."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if state:
+        query = query.where(Job.state == state)
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    jobs = (await session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))).all()
+    page = jobs[:limit]
+    summaries = [
+        JobSummary(
+            job_id=job.id,
+            state=job.state,  # type: ignore[arg-type]
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            status_url=status_url(job.id),
+        )
+        for job in page
+    ]
+    return summaries, (encode_cursor(page[-1]) if len(jobs) > limit else None)

@@ -1,0 +1,33 @@
+"""Gateway settings."""
+
+from pydantic import Field, model_validator
+
+from pixtools_platform.settings import CommonSettings
+
+DEFAULT_DEV_KEY = "pixtools-dev-key"
+
+
+class GatewaySettings(CommonSettings):
+    """Settings of the HTTP gateway (PIXTOOLS_* variables)."""
+
+    database_url: str = "postgresql+asyncpg://postgres@localhost:5432/pixtools"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1, description="Largest upload, enforced while streaming.")
+    max_pixels: int = Field(default=50_000_000, ge=1, description="Largest decoded image accepted, in pixels.")
+    dev_api_key: str = Field(default=DEFAULT_DEV_KEY, description="Key of the local development tenant.")
+    seed_dev_tenant: bool = Field(default=False, description="Create the development tenant at start-up.")
+    relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
+    relay_poll_s: float = 0.5
+    presign_expiry_s: int = 3600
+    secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
+    webhook_allow_cidrs: list[str] = Field(default_factory=list, description="Private networks webhooks may reach.")
+    auth_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is remembered.")
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> "GatewaySettings":
+        if self.env == "production" and self.seed_dev_tenant:
+            raise ValueError("the development tenant cannot be seeded in production")
+        if self.seed_dev_tenant and self.env != "local" and self.dev_api_key == DEFAULT_DEV_KEY:
+            raise ValueError("set PIXTOOLS_DEV_API_KEY: the default key is for local runs only")
+        return self

@@ -1,0 +1,1 @@
+"""The ingest service: the CPU operations of a pipeline."""
