@@ -47,7 +47,9 @@ def probe_upload(data: bytes, *, max_pixels: int) -> Upload:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 kind, (width, height) = image.format, image.size
-        except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        except Image.DecompressionBombError as error:
+            raise InvalidImage(f"the image declares more pixels than the limit of {max_pixels}") from error
+        except UnidentifiedImageError as error:
             raise UnsupportedMedia("the file is not an image in a supported format") from error
         except (OSError, ValueError, SyntaxError) as error:
             raise InvalidImage(f"the image header is corrupt: {error}") from error

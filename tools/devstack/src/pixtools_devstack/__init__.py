@@ -1,0 +1,1 @@
+"""Local development stack: infrastructure checks, service processes and the demo."""
