@@ -1,0 +1,81 @@
+"""End-to-end fixtures: a process stack, a tenant, and a webhook receiver on loopback."""
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import asyncio
+import pytest
+from pixtools_db import create_engine, session_factory
+from pixtools_gateway.handlers.tenants import create_tenant
+
+from .harness import Stack, stack_environment
+
+
+@pytest.fixture
+def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
+    (tmp_path / "logs").mkdir()
+    running = Stack(
+        stack_environment(
+            amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
+        ),
+        tmp_path / "logs",
+    )
+    try:
+        for name in ("aggregator", "ingest", "gateway"):
+            running.start(name)
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture
+def tenant_key(database_url) -> str:
+    async def make() -> str:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            async with session_factory(engine).begin() as session:
+                _, key = await create_tenant(session, name=f"e2e-{secrets.token_hex(4)}")
+            return key
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(make())
+
+
+@dataclass
+class Received:
+    """Webhooks a receiver got: headers and raw body."""
+
+    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    event: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, Received]]:
+    received = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.calls.append(({key.lower(): value for key, value in self.headers.items()}, body))
+            received.event.set()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hooks", received
+    finally:
+        server.shutdown()
+
+
+def pipeline_json(pipeline: list[object]) -> str:
+    return json.dumps(pipeline)
