@@ -31,8 +31,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+MYPY_PACKAGES := pixtools_contracts pixtools_platform pixtools_db pixtools_testkit pixtools_gateway pixtools_ingest \
+	pixtools_aggregator pixtools_devstack $(patsubst services/%/pyproject.toml,pixtools_%,$(OPTIONAL_PACKAGES))
+
 typecheck: $(INSTALLED)
-	$(BIN)/mypy libs/contracts/src libs/platform/src libs/db/src services/gateway/src services/ingest/src services/aggregator/src tools/devstack/src $(patsubst %/pyproject.toml,%/src,$(OPTIONAL_PACKAGES))
+	$(BIN)/mypy $(addprefix -p ,$(MYPY_PACKAGES))
 
 test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

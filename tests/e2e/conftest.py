@@ -1,5 +1,6 @@
 """End-to-end fixtures: a process stack, a tenant, and a webhook receiver on loopback."""
 
+import asyncio
 import json
 import secrets
 import threading
@@ -7,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import asyncio
 import pytest
+
 from pixtools_db import create_engine, session_factory
 from pixtools_gateway.handlers.tenants import create_tenant
 
@@ -59,7 +60,7 @@ def webhook_receiver() -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             received.calls.append(({key.lower(): value for key, value in self.headers.items()}, body))
             received.event.set()

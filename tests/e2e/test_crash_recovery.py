@@ -7,8 +7,9 @@ import time
 import httpx
 import pytest
 from PIL import Image
-from pixtools_db import Outbox, create_engine, session_factory
 from sqlalchemy import func, select
+
+from pixtools_db import Outbox, create_engine, session_factory
 
 from .conftest import pipeline_json
 from .test_pipeline_end_to_end import photo, wait_terminal
@@ -48,8 +49,10 @@ def _unpublished(database_url: str, job_id: str) -> int:
         engine = create_engine(database_url, pool_size=1)
         try:
             async with session_factory(engine)() as session:
-                query = select(func.count()).select_from(Outbox).where(
-                    Outbox.published_at.is_(None), Outbox.body.contains(job_id.encode())
+                query = (
+                    select(func.count())
+                    .select_from(Outbox)
+                    .where(Outbox.published_at.is_(None), Outbox.body.contains(job_id.encode()))
                 )
                 return int(await session.scalar(query) or 0)
         finally:

@@ -54,7 +54,9 @@ def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return any(hmac.compare_digest(f"v1,{expected}", item) for item in headers["webhook-signature"].split())
 
 
-async def _listen(amqp_url: str, namespace: str, routing_key: str) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractQueue]:
+async def _listen(
+    amqp_url: str, namespace: str, routing_key: str
+) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractQueue]:
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel()
     exchange = await channel.declare_exchange(f"{namespace}.events", aio_pika.ExchangeType.TOPIC, durable=True)
@@ -104,7 +106,8 @@ def test_upload_reaches_signed_webhook_and_job_completed_event(stack, tenant_key
     loop.run_until_complete(connection.close())
     loop.close()
     event = json.loads(body)
-    assert event["type"] == "job.completed.v1" and event["job_id"] == job_id
+    assert event["type"] == "job.completed.v1"
+    assert event["job_id"] == job_id
     assert len(event["outputs"]) == 3
 
     assert received.event.wait(30), "no webhook arrived"

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from PIL import Image
+
 from pixtools_db import create_engine, session_factory
 from pixtools_gateway.app import create_app
 from pixtools_gateway.handlers.tenants import create_tenant

@@ -104,7 +104,9 @@ class StepCompleted(Event):
     op: str = Field(description="Operation name.")
     started_at: datetime = Field(description="When the step started.")
     finished_at: datetime = Field(description="When the step finished.")
-    image: ObjectRef = Field(description="The image the next steps read (the input itself when the op passes it through).")
+    image: ObjectRef = Field(
+        description="The image the next steps read (the input itself when the op passes it through)."
+    )
     outputs: list[StepOutput] = Field(default_factory=list, description="Objects this step stored.")
     result: dict[str, JsonValue] | None = Field(
         default=None, description="Structured result, for example extracted metadata or detections."

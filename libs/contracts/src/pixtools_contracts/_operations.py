@@ -61,7 +61,9 @@ class SahiParams(Params):
     overlap: float = Field(default=0.2, ge=0.0, lt=0.9, description="Overlap ratio between neighbouring slices.")
     full_image: bool = Field(default=True, description="Also run the whole image letterboxed to the model size.")
     merge: Literal["nms", "greedy_nmm"] = Field(default="greedy_nmm", description="How overlapping boxes merge.")
-    metric: Literal["iou", "ios"] = Field(default="ios", description="Match metric: intersection over union or over smaller.")
+    metric: Literal["iou", "ios"] = Field(
+        default="ios", description="Match metric: intersection over union or over smaller."
+    )
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Match threshold for merging.")
 
 

@@ -1,7 +1,7 @@
 """The pipeline vocabulary: steps, parallel forks, validation limits and the routing slip."""
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal, Self, Union
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Discriminator, Field, RootModel, Tag, model_validator
 
@@ -75,7 +75,7 @@ def _node_kind(value: Any) -> str | None:
 
 
 Node = Annotated[
-    Union[Annotated[Step, Tag("step")], Annotated[Parallel, Tag("parallel")]],
+    Annotated[Step, Tag("step")] | Annotated[Parallel, Tag("parallel")],
     Discriminator(_node_kind),
 ]
 
@@ -148,7 +148,7 @@ def _slip_kind(value: Any) -> str:
 
 
 SlipNode = Annotated[
-    Union[Annotated[PlannedStep, Tag("step")], Annotated[PlannedParallel, Tag("parallel")]],
+    Annotated[PlannedStep, Tag("step")] | Annotated[PlannedParallel, Tag("parallel")],
     Discriminator(_slip_kind),
 ]
 
@@ -160,9 +160,7 @@ def plan(pipeline: Pipeline, prefix: str = "") -> list[SlipNode]:
         node_id = f"{prefix}{index}"
         if isinstance(node, Parallel):
             nodes.append(
-                PlannedParallel(
-                    branches=[plan(branch, f"{node_id}.{b}.") for b, branch in enumerate(node.parallel)]
-                )
+                PlannedParallel(branches=[plan(branch, f"{node_id}.{b}.") for b, branch in enumerate(node.parallel)])
             )
         else:
             nodes.append(PlannedStep(id=node_id, spec=node))

@@ -4,6 +4,7 @@ import copy
 import json
 
 import pytest
+
 from pixtools_contracts import EVENT_TYPES, JobCompleted, asyncapi_document, parse_event
 from pixtools_contracts._schemas import breaking_changes, committed_schemas, current_schemas
 

@@ -1,6 +1,8 @@
 """Pipeline validation and the routing slip."""
 
 import pytest
+from pydantic import ValidationError
+
 from pixtools_contracts import (
     MAX_STEPS,
     ConvertStep,
@@ -15,7 +17,6 @@ from pixtools_contracts import (
     next_requests,
     plan,
 )
-from pydantic import ValidationError
 
 EXAMPLE = [
     {"op": "resize", "params": {"width": 256}},
@@ -46,7 +47,8 @@ def test_example_pipeline_validates_into_typed_steps() -> None:
 
 def test_unknown_op_names_the_known_ones() -> None:
     message = _messages([{"op": "blur"}])
-    assert "'blur'" in message and "'resize'" in message
+    assert "'blur'" in message
+    assert "'resize'" in message
 
 
 @pytest.mark.parametrize(

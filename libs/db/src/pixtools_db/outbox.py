@@ -1,6 +1,7 @@
 """The transactional outbox: events are written with the state that caused them, then relayed with confirms."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -19,20 +20,20 @@ class OutboxEvent(Protocol):
     """What the outbox needs of an event (satisfied by every pixtools_contracts.Event)."""
 
     @property
-    def type(self) -> str: ...  # noqa: D102
+    def type(self) -> str: ...
 
     @property
-    def traceparent(self) -> str | None: ...  # noqa: D102
+    def traceparent(self) -> str | None: ...
 
     @property
-    def tracestate(self) -> str | None: ...  # noqa: D102
+    def tracestate(self) -> str | None: ...
 
     @property
-    def event_id(self) -> object: ...  # noqa: D102
+    def event_id(self) -> object: ...
 
-    def routing_key(self) -> str: ...  # noqa: D102
+    def routing_key(self) -> str: ...
 
-    def model_dump_json(self) -> str: ...  # noqa: D102
+    def model_dump_json(self) -> str: ...
 
 
 def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
@@ -132,10 +133,8 @@ class OutboxRelay:
                 published = 0
             if published >= self._batch:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
-            except TimeoutError:
-                pass
 
 
 def _pending(row: Outbox) -> PendingMessage:

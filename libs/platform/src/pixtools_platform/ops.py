@@ -62,7 +62,8 @@ class OpsServer:
     async def start(self) -> None:
         """Start serving in the background."""
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started and not self._task.done():
+        # uvicorn exposes readiness only as a flag, so poll it briefly.
+        while not self._server.started and not self._task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:

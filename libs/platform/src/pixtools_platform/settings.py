@@ -24,7 +24,9 @@ class CommonSettings(BaseSettings):
     s3_region: str = "us-east-1"
     log_level: str = "INFO"
     log_json: bool = True
-    otel_endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint; traces are not exported when unset.")
+    otel_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint; traces are not exported when unset."
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     prefetch: int = Field(default=8, ge=1, le=1000, description="Messages a consumer holds at once.")
     drain_seconds: float = Field(default=30.0, gt=0, description="How long shutdown waits for in-flight work.")

@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+
 from pixtools_platform.blobstore import BlobNotFound, InvalidKey
 
 pytestmark = pytest.mark.integration

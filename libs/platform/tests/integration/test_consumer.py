@@ -1,6 +1,7 @@
 """Delivery rules on a real RabbitMQ: retries with growing delays, dead letters with reasons, no crashes."""
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import aio_pika
 import pytest
 import pytest_asyncio
+
 from pixtools_contracts import Event, StepStarted
 from pixtools_platform.broker import Consumer, PermanentError, Publisher, Topology, Unroutable, connect
 from pixtools_testkit.fixtures import TEST_RETRY
@@ -16,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def _event() -> StepStarted:
-    return StepStarted(job_id=uuid.uuid4(), tenant_id=uuid.uuid4(), correlation_id="c", producer="test", step_id="0", op="resize")
+    return StepStarted(
+        job_id=uuid.uuid4(), tenant_id=uuid.uuid4(), correlation_id="c", producer="test", step_id="0", op="resize"
+    )
 
 
 @pytest_asyncio.fixture
@@ -45,12 +49,14 @@ async def _start(broker, handler, service="ingest", prefetch=4) -> Consumer:
     return consumer
 
 
-async def _dead_letters(broker, service="ingest", expected=1, timeout=15.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def _dead_letters(
+    broker, service="ingest", expected=1, seconds=15.0
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     connection, _, topology = broker
     channel = await connection.channel()
     queue = await channel.get_queue(topology.dead_letter_queue(service))
     found = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while len(found) < expected and time.monotonic() < deadline:
         message = await queue.get(fail=False)
         if message is None:
@@ -75,7 +81,7 @@ async def test_transient_failure_is_retried_with_growing_delays_then_dead_letter
     await consumer.stop(5)
 
     assert len(attempts) == TEST_RETRY.max_attempts
-    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     tiers = [tier / 1000 for tier in TEST_RETRY.tiers_ms()]
     for gap, tier in zip(gaps, tiers, strict=True):
         # Each wait is the jittered share of its tier: at least (1 - jitter) of it, and not much more.

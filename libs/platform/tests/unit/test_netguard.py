@@ -3,6 +3,7 @@
 import ipaddress
 
 import pytest
+
 from pixtools_platform.netguard import AddressPolicy, BlockedDestination, resolve_checked
 
 BLOCKED = [

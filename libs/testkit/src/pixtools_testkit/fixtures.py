@@ -9,11 +9,11 @@ import aio_pika
 import asyncpg
 import pytest
 import pytest_asyncio
+from sqlalchemy.engine import make_url
+
 from pixtools_db.migrate import alembic_config
 from pixtools_platform.blobstore import LocalBlobStore, S3BlobStore
 from pixtools_platform.broker import RetryPolicy
-from sqlalchemy.engine import make_url
-
 from pixtools_testkit.infra import Infra, real_infra
 
 SERVICES = ("ingest", "denoise", "detect", "aggregator")
@@ -82,7 +82,9 @@ async def namespace(infra: Infra) -> AsyncIterator[str]:
 @pytest_asyncio.fixture
 async def s3_store(infra: Infra) -> AsyncIterator[S3BlobStore]:
     """An S3 blob store on a fresh bucket of the S3-compatible server."""
-    store = await S3BlobStore.open(bucket=f"t{secrets.token_hex(4)}", endpoint_url=infra.s3_endpoint_url, region="us-east-1")
+    store = await S3BlobStore.open(
+        bucket=f"t{secrets.token_hex(4)}", endpoint_url=infra.s3_endpoint_url, region="us-east-1"
+    )
     await store.ensure_bucket()
     yield store
     await store.close()

@@ -17,7 +17,9 @@ class Problem(Exception):
     slug = "internal"
     title = "Internal error"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, detail: str, *, errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
@@ -103,7 +105,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         errors = [{"loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
-        return problem_response(422, "invalid-request", "Invalid request", "the request did not validate", errors=errors)
+        return problem_response(
+            422, "invalid-request", "Invalid request", "the request did not validate", errors=errors
+        )
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)

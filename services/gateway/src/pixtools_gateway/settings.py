@@ -13,7 +13,9 @@ class GatewaySettings(CommonSettings):
     database_url: str = "postgresql+asyncpg://postgres@localhost:5432/pixtools"
     host: str = "127.0.0.1"
     port: int = 8000
-    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1, description="Largest upload, enforced while streaming.")
+    max_upload_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1, description="Largest upload, enforced while streaming."
+    )
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest decoded image accepted, in pixels.")
     dev_api_key: str = Field(default=DEFAULT_DEV_KEY, description="Key of the local development tenant.")
     seed_dev_tenant: bool = Field(default=False, description="Create the development tenant at start-up.")

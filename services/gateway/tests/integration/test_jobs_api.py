@@ -5,8 +5,9 @@ import struct
 import zlib
 
 import pytest
-from pixtools_db import Job, Outbox, create_engine, session_factory
 from sqlalchemy import func, select
+
+from pixtools_db import Job, Outbox, create_engine, session_factory
 
 from ..conftest import EXAMPLE_PIPELINE, jpeg
 
@@ -52,8 +53,12 @@ async def test_submission_answers_202_only_after_job_and_outbox_rows_are_committ
     engine = create_engine(database_url, pool_size=1)
     async with session_factory(engine)() as session:
         job = await session.get(Job, body["job_id"])
-        assert job is not None and job.leaf_count == 3 and job.step_count == 4
-        types = (await session.scalars(select(Outbox.routing_key).where(Outbox.body.contains(body["job_id"].encode())))).all()
+        assert job is not None
+        assert job.leaf_count == 3
+        assert job.step_count == 4
+        types = (
+            await session.scalars(select(Outbox.routing_key).where(Outbox.body.contains(body["job_id"].encode())))
+        ).all()
     await engine.dispose()
     assert sorted(types) == ["job.submitted.v1", "step.requested.v1.ingest"]
 

@@ -8,16 +8,15 @@ from typing import TypeVar
 
 from aio_pika.abc import AbstractRobustConnection
 
+from pixtools_ingest import subscribers
+from pixtools_ingest.handlers import Dependencies
+from pixtools_ingest.settings import IngestSettings
 from pixtools_platform.blobstore import BlobStore, open_blob_store
 from pixtools_platform.broker import Consumer, Publisher, Topology, connect
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.ops import OpsServer
 from pixtools_platform.runtime import run
 from pixtools_platform.telemetry import configure_tracing
-
-from pixtools_ingest import subscribers
-from pixtools_ingest.handlers import Dependencies
-from pixtools_ingest.settings import IngestSettings
 
 T = TypeVar("T")
 

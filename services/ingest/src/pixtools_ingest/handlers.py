@@ -2,11 +2,11 @@
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pixtools_contracts import (
     ConvertStep,
@@ -23,10 +23,9 @@ from pixtools_contracts import (
     step_failed,
     step_started,
 )
-from pixtools_platform.blobstore import BlobNotFound, BlobStore
-
 from pixtools_ingest.errors import UnknownOperation
 from pixtools_ingest.imaging import EncodedImage, ImageError, convert, extract_metadata, resize
+from pixtools_platform.blobstore import BlobNotFound, BlobStore
 
 T = TypeVar("T")
 PRODUCER = "ingest"
@@ -38,7 +37,7 @@ class Dependencies:
 
     blobs: BlobStore
     run_cpu: Callable[[Callable[[], T]], Awaitable[T]]
-    announce: Callable[[Event], Awaitable[None]]
+    announce: Callable[[Event], Coroutine[Any, Any, None]]
     max_pixels: int
 
 

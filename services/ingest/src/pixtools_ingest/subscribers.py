@@ -3,9 +3,8 @@
 from collections.abc import Sequence
 
 from pixtools_contracts import Event, StepRequested, step_failed
-from pixtools_platform.broker import Handler
-
 from pixtools_ingest.handlers import PRODUCER, Dependencies, run_step
+from pixtools_platform.broker import Handler
 
 ROUTING_KEYS = ("step.requested.v1.ingest",)
 

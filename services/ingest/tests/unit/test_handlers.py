@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import pytest
 from PIL import Image
+
 from pixtools_contracts import (
     Event,
     ObjectRef,
@@ -94,7 +95,8 @@ async def test_resize_stores_its_output_at_a_deterministic_key_and_requests_ever
     assert isinstance(completed, StepCompleted)
     assert [type(event) for event in announced] == [StepStarted]
     key = f"{request.tenant_id}/{request.job_id}/steps/0/image.jpg"
-    assert completed.image.key == key and key in blobs.objects
+    assert completed.image.key == key
+    assert key in blobs.objects
     assert (completed.image.width, completed.image.height) == (256, 192)
     assert [event.step.id for event in following] == ["1.0.0", "1.1.0"]
     assert all(event.input.key == key for event in following)
@@ -118,8 +120,10 @@ async def test_metadata_passes_the_image_through_and_stores_a_json_artifact() ->
     assert isinstance(completed, StepCompleted)
     assert completed.image == request.input
     [artifact] = completed.outputs
-    assert artifact.role == "artifact" and artifact.content_type == "application/json"
-    assert completed.result is not None and completed.result["width"] == 640
+    assert artifact.role == "artifact"
+    assert artifact.content_type == "application/json"
+    assert completed.result is not None
+    assert completed.result["width"] == 640
 
 
 async def test_corrupt_image_fails_the_step_with_an_error_class() -> None:

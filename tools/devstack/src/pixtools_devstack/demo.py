@@ -51,7 +51,7 @@ class WebhookInbox:
 
 def _serve_webhooks(inbox: WebhookInbox) -> ThreadingHTTPServer:
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with inbox.lock:
                 inbox.received += 1
@@ -102,8 +102,13 @@ def run_demo(client: httpx.Client, images: list[tuple[str, bytes]], webhook_url:
                 continue
             job = client.get(f"/v1/jobs/{job_id}").json()
             if job["state"] in TERMINAL:
-                rows[job_id] = {"job": job_id[:8], "image": name, "state": job["state"], "job_json": job,
-                                "seconds": time.perf_counter() - started}
+                rows[job_id] = {
+                    "job": job_id[:8],
+                    "image": name,
+                    "state": job["state"],
+                    "job_json": job,
+                    "seconds": time.perf_counter() - started,
+                }
         time.sleep(0.1)
     return list(rows.values())
 
@@ -129,7 +134,10 @@ def main() -> None:
     inbox = WebhookInbox()
     server = _serve_webhooks(inbox)
     try:
-        with running_stack(root), httpx.Client(base_url=GATEWAY_URL, headers={"X-API-Key": "pixtools-dev-key"}, timeout=30) as client:
+        with (
+            running_stack(root),
+            httpx.Client(base_url=GATEWAY_URL, headers={"X-API-Key": "pixtools-dev-key"}, timeout=30) as client,
+        ):
             inbox.secret = client.get("/v1/webhooks/secret").json()["secret"]
             started = time.perf_counter()
             rows = run_demo(client, images, f"http://127.0.0.1:{server.server_port}/hooks")
@@ -139,8 +147,10 @@ def main() -> None:
             while inbox.received < len(rows) and time.monotonic() < deadline:
                 time.sleep(0.2)
             succeeded = sum(row["state"] == "succeeded" for row in rows)
-            print(f"\n{succeeded}/{len(images)} jobs succeeded in {elapsed:.1f}s; "
-                  f"webhooks received {inbox.received}, signatures verified {inbox.verified}")
+            print(
+                f"\n{succeeded}/{len(images)} jobs succeeded in {elapsed:.1f}s; "
+                f"webhooks received {inbox.received}, signatures verified {inbox.verified}"
+            )
     except InfraUnavailable as error:
         sys.exit(str(error))
     finally:

@@ -46,7 +46,9 @@ class LocalInfra:
         """Make RabbitMQ (5672) and Postgres (5432) reachable, or raise with what to do."""
         if not listening(5672):
             if shutil.which("rabbitmq-server") is None:
-                raise InfraUnavailable(f"RabbitMQ is not running on localhost:5672 and is not installed; install it {COMPOSE_HINT}")
+                raise InfraUnavailable(
+                    f"RabbitMQ is not running on localhost:5672 and is not installed; install it {COMPOSE_HINT}"
+                )
             print("starting RabbitMQ (rabbitmq-server -detached)")
             subprocess.run(["rabbitmq-server", "-detached"], check=True)
             _wait(5672, "RabbitMQ", 90)
@@ -54,7 +56,9 @@ class LocalInfra:
         if not listening(5432):
             clusters = _postgres_clusters()
             if shutil.which("pg_ctlcluster") is None or not clusters:
-                raise InfraUnavailable(f"Postgres is not running on localhost:5432 and is not installed; install it {COMPOSE_HINT}")
+                raise InfraUnavailable(
+                    f"Postgres is not running on localhost:5432 and is not installed; install it {COMPOSE_HINT}"
+                )
             print(f"starting Postgres {clusters[-1]} (pg_ctlcluster)")
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "start"], check=True)
             _wait(5432, "Postgres", 60)

@@ -18,6 +18,7 @@ from pixtools_devstack.infra import InfraUnavailable, LocalInfra
 
 BIN = Path(sys.executable).parent
 GATEWAY_URL = "http://127.0.0.1:8000"
+DEFAULT_PORTS = {"gateway": 8000, "ingest": 9101, "aggregator": 9102, "denoise": 9103, "detect": 9104}
 
 
 def local_environment(root: Path) -> dict[str, str]:
@@ -54,31 +55,48 @@ class LocalStack:
 
     root: Path
     log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     infra: LocalInfra = field(default_factory=LocalInfra)
     services: list[Service] = field(default_factory=list)
 
     def start(self) -> None:
         """Bring everything up and wait until every service is ready."""
         self.infra.ensure()
-        env = {**os.environ, **local_environment(self.root)}
+        env = {**os.environ, **local_environment(self.root), **self.env}
         subprocess.run([str(BIN / "pixtools-admin"), "migrate"], env=env, check=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.services = [
-            Service("gateway", [str(BIN / "pixtools-gateway")], f"{GATEWAY_URL}/readyz"),
-            Service("ingest", [str(BIN / "pixtools-ingest")], "http://127.0.0.1:9101/readyz"),
-            Service("aggregator", [str(BIN / "pixtools-aggregator")], "http://127.0.0.1:9102/readyz"),
+        names = ["gateway", "ingest", "aggregator"]
+        names += [
+            name for name in ("denoise", "detect") if importlib.util.find_spec(f"pixtools_{name}.app") is not None
         ]
-        for optional, port in (("denoise", 9103), ("detect", 9104)):
-            if importlib.util.find_spec(f"pixtools_{optional}.app") is not None:
-                self.services.append(
-                    Service(optional, [str(BIN / f"pixtools-{optional}"), "serve"], f"http://127.0.0.1:{port}/readyz")
+        for name in names:
+            port = self.ports[name]
+            if name == "gateway":
+                command, ready, port_variable = (
+                    [str(BIN / "pixtools-gateway")],
+                    f"{self.gateway_url}/readyz",
+                    "PIXTOOLS_PORT",
                 )
-        for service in self.services:
-            log = (self.log_dir / f"{service.name}.log").open("ab")
-            service.process = subprocess.Popen(service.command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            else:
+                command, ready, port_variable = (
+                    [str(BIN / f"pixtools-{name}")],
+                    f"http://127.0.0.1:{port}/readyz",
+                    "PIXTOOLS_OPS_PORT",
+                )
+            log = (self.log_dir / f"{name}.log").open("ab")
+            process = subprocess.Popen(
+                command, env={**env, port_variable: str(port)}, stdout=log, stderr=subprocess.STDOUT
+            )
+            self.services.append(Service(name, command, ready, process))
         for service in self.services:
             self._wait_ready(service)
         print(f"stack ready: {', '.join(service.name for service in self.services)}; logs in {self.log_dir}")
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of this stack's gateway."""
+        return f"http://127.0.0.1:{self.ports['gateway']}"
 
     def _wait_ready(self, service: Service, seconds: float = 120) -> None:
         deadline = time.monotonic() + seconds
@@ -107,9 +125,11 @@ class LocalStack:
 
 
 @contextlib.contextmanager
-def running_stack(root: Path) -> Iterator[LocalStack]:
+def running_stack(
+    root: Path, env: dict[str, str] | None = None, ports: dict[str, int] | None = None
+) -> Iterator[LocalStack]:
     """A started stack that is stopped however the block ends."""
-    stack = LocalStack(root=root, log_dir=root / "var" / "logs")
+    stack = LocalStack(root=root, log_dir=root / "var" / "logs", env=env or {}, ports=ports or dict(DEFAULT_PORTS))
     try:
         stack.start()
         yield stack
@@ -131,7 +151,9 @@ def main() -> None:
         with running_stack(project_root()) as stack:
             print(f"PixTools is serving {GATEWAY_URL} (docs at {GATEWAY_URL}/docs); Ctrl-C stops it")
             while not stopping.wait(1):
-                if dead := [service.name for service in stack.services if service.process and service.process.poll() is not None]:
+                if dead := [
+                    service.name for service in stack.services if service.process and service.process.poll() is not None
+                ]:
                     sys.exit(f"{', '.join(dead)} exited; see {stack.log_dir}")
             print("stopping: services drain their in-flight work")
     except InfraUnavailable as error:

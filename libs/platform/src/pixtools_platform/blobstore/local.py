@@ -49,7 +49,12 @@ class LocalBlobStore:
     async def delete(self, keys: Sequence[str]) -> None:
         """Remove files; missing ones are ignored."""
         paths = [self.path(key) for key in keys]
-        await asyncio.to_thread(lambda: [path.unlink(missing_ok=True) for path in paths])
+
+        def unlink_all() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(unlink_all)
 
     async def presigned_url(self, key: str, expires_s: int) -> str | None:
         """Local files have no URL of their own; the gateway streams them."""

@@ -25,9 +25,7 @@ class S3BlobStore:
         """Open one client for the process's lifetime."""
         stack = contextlib.AsyncExitStack()
         session = aioboto3.Session()
-        client = await stack.enter_async_context(
-            session.client("s3", endpoint_url=endpoint_url, region_name=region)
-        )
+        client = await stack.enter_async_context(session.client("s3", endpoint_url=endpoint_url, region_name=region))
         return cls(client, bucket, stack)
 
     async def ensure_bucket(self) -> None:

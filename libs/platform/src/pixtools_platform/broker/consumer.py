@@ -14,10 +14,10 @@ from time import perf_counter
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from pixtools_contracts import Event, UnknownEventType, parse_event
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
+from pixtools_contracts import Event, UnknownEventType, parse_event
 from pixtools_platform.broker.errors import PermanentError
 from pixtools_platform.broker.publisher import Publisher
 from pixtools_platform.broker.retry import RetryPolicy
@@ -125,9 +125,11 @@ class Consumer:
             reason = f"{self._service} has no handler for {event.type}"
             await self._settle(message, "poison", self._dead_letter(message, reason, attempt), event)
             return
-        with log_context(job_id=str(event.job_id), correlation_id=event.correlation_id):
-            with consumer_span(f"{self._service} {event.type}", message.headers):
-                outcome = await self._handle(message, event, handler, attempt)
+        with (
+            log_context(job_id=str(event.job_id), correlation_id=event.correlation_id),
+            consumer_span(f"{self._service} {event.type}", message.headers),
+        ):
+            outcome = await self._handle(message, event, handler, attempt)
         MESSAGES.labels(self._service, event.type, outcome).inc()
         HANDLE_SECONDS.labels(self._service, event.type).observe(perf_counter() - started)
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection, DeliveryMode, FieldValue
 from aio_pika.exceptions import DeliveryError
-from pixtools_contracts import Event
 
+from pixtools_contracts import Event
 from pixtools_platform.broker.errors import Unroutable
 from pixtools_platform.broker.topology import Topology
 from pixtools_platform.telemetry import current_trace_context
@@ -68,7 +68,9 @@ class Publisher:
         try:
             await target.publish(message, routing_key=routing_key, mandatory=True)
         except DeliveryError as error:
-            raise Unroutable(f"no queue is bound to {routing_key!r} on {target.name or 'the default exchange'}") from error
+            raise Unroutable(
+                f"no queue is bound to {routing_key!r} on {target.name or 'the default exchange'}"
+            ) from error
 
     async def publish_json(
         self, routing_key: str, body: bytes, *, message_id: str, message_type: str, headers: Mapping[str, str]

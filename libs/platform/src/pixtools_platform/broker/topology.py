@@ -8,7 +8,6 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Abstr
 
 from pixtools_platform.broker.retry import RetryPolicy
 
-
 JOURNAL_KEYS = ("job.#", "step.started.#", "step.completed.#", "step.failed.#")
 JOURNAL_LENGTH = 100_000
 JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000

@@ -1,6 +1,7 @@
 """Request dependencies, as Annotated aliases so endpoint signatures read like prose."""
 
 import time
+from collections.abc import AsyncIterator
 import uuid
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -37,10 +38,10 @@ def resources(request: Request) -> Resources:
 Shared = Annotated[Resources, Depends(resources)]
 
 
-async def session(shared: Shared) -> "AsyncSession":
+async def session(shared: Shared) -> AsyncIterator[AsyncSession]:
     """A database session for the request."""
     async with shared.sessions() as opened:
-        yield opened  # type: ignore[misc]
+        yield opened
 
 
 Session = Annotated[AsyncSession, Depends(session)]

@@ -29,7 +29,7 @@ async def asyncapi_page() -> HTMLResponse:
     """A self-contained page listing channels and payload schemas."""
     document = _document()
     sections = []
-    for address, channel in document["channels"].items():
+    for _address, channel in document["channels"].items():
         message = next(iter(channel["messages"]))
         schema = document["components"]["schemas"][message]
         sections.append(
@@ -41,7 +41,8 @@ async def asyncapi_page() -> HTMLResponse:
     info = document["info"]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>PixTools events</title>"
-        "<style>body{font-family:system-ui;max-width:60rem;margin:2rem auto}pre{background:#f4f4f4;padding:1rem}</style>"
+        "<style>body{font-family:system-ui;max-width:60rem;margin:2rem auto}"
+        "pre{background:#f4f4f4;padding:1rem}</style>"
         f"</head><body><h1>{html.escape(info['title'])} {html.escape(info['version'])}</h1>"
         f"<p>{html.escape(info['description'])}</p><p><a href='/asyncapi.json'>asyncapi.json</a></p>"
         + "".join(sections)

@@ -38,7 +38,9 @@ async def readyz(request: Request, shared: Shared) -> JSONResponse:
         for name, result in zip(checks, results, strict=True)
     }
     ready = all(value == "ok" for value in report.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": report}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": report}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -97,7 +97,7 @@ async def submit(
         shared.relay.wake()
     accepted = JobAccepted(
         job_id=job.id,
-        state=job.state,  # type: ignore[arg-type]
+        state=job.state,
         status_url=str(request.url_for("read_job", job_id=job.id)),
         events_url=str(request.url_for("job_events", job_id=job.id)),
     )
@@ -122,7 +122,9 @@ def parse_pipeline(text: str) -> Pipeline:
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job")
-async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, session: Session, shared: Shared) -> JobView:
+async def read_job(
+    job_id: uuid.UUID, request: Request, tenant_id: TenantId, session: Session, shared: Shared
+) -> JobView:
     """The job's state, steps, outputs with download URLs, and extracted metadata."""
     job = await get_job(session, tenant_id=tenant_id, job_id=job_id)
 

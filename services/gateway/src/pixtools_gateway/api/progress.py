@@ -1,14 +1,15 @@
 """Progress of one job as a sequence of state changes, woken by database notifications."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pixtools_db import Job
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.handlers.reads import load_steps, step_view
 from pixtools_gateway.views import TERMINAL_STATES
-from pixtools_db import Job
 
 POLL_S = 1.0  # fallback when a notification is missed or the listener is down
 
@@ -32,7 +33,5 @@ async def job_progress(shared: Resources, job_id: uuid.UUID) -> AsyncIterator[tu
                 yield "job", {"job_id": str(job.id), "state": job.state, "finished_at": job.finished_at}
             if job.state in TERMINAL_STATES:
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=POLL_S)
-            except TimeoutError:
-                pass

@@ -40,7 +40,7 @@ async def job_view(session: AsyncSession, job: Job, output_url: OutputUrl) -> Jo
     ).all()
     return JobView(
         job_id=job.id,
-        state=job.state,  # type: ignore[arg-type]
+        state=job.state,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -79,7 +79,7 @@ def step_view(step: Step) -> StepView:
         id=step.step_id,
         op=step.op,
         params=step.params,
-        state=step.state,  # type: ignore[arg-type]
+        state=step.state,
         started_at=step.started_at,
         finished_at=step.finished_at,
         error=error,
@@ -131,7 +131,7 @@ async def list_jobs(
     summaries = [
         JobSummary(
             job_id=job.id,
-            state=job.state,  # type: ignore[arg-type]
+            state=job.state,
             created_at=job.created_at,
             finished_at=job.finished_at,
             status_url=status_url(job.id),

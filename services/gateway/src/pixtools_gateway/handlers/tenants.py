@@ -30,7 +30,9 @@ async def create_tenant(session: AsyncSession, *, name: str) -> tuple[Tenant, st
     return tenant, key
 
 
-async def add_api_key(session: AsyncSession, *, tenant_id: uuid.UUID | None, scope: str = "tenant", key: str | None = None) -> str:
+async def add_api_key(
+    session: AsyncSession, *, tenant_id: uuid.UUID | None, scope: str = "tenant", key: str | None = None
+) -> str:
     """Store a new key's hash; returns the key in clear."""
     key = key or new_api_key(scope)
     session.add(ApiKey(tenant_id=tenant_id, key_hash=hash_api_key(key), prefix=key[:8], scope=scope))
@@ -52,9 +54,7 @@ async def ensure_dev_tenant(session: AsyncSession, *, key: str) -> uuid.UUID:
 
 async def find_caller(session: AsyncSession, *, key: str) -> Caller | None:
     """Resolve an API key to its caller; None for unknown or revoked keys."""
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
-    )
+    row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None)))
     return None if row is None else Caller(row.tenant_id, row.scope)
 
 

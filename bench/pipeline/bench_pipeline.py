@@ -1,0 +1,208 @@
+"""Pipeline benchmark: jobs/s and submit-to-completed latency through the running stack, against a bare loop.
+
+Runs, in one go on the same cores:
+  1. the bare loop: decode a 640x480 JPEG and encode WebP q80, in one process (one thread, then one
+     thread per core);
+  2. unloaded latency: one-step convert(webp) jobs submitted one at a time;
+  3. throughput: N such jobs submitted with bounded concurrency;
+  4. read latency: GET /v1/jobs/{id} at a fixed 200 requests/s (open loop).
+Completion times come from job.completed.v1 events on a queue of the benchmark's own, so measuring
+adds no polling load.
+
+    .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16]
+"""
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aio_pika
+import httpx
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "imaging"))
+
+from bare_loop import bare_convert_loop  # noqa: E402
+
+from pixtools_devstack.stack import running_stack  # noqa: E402
+
+NAMESPACE = "bench"
+PORTS = {"gateway": 8100, "ingest": 9201, "aggregator": 9202, "denoise": 9203, "detect": 9204}
+PIPELINE = json.dumps([{"op": "convert", "params": {"format": "webp", "quality": 80}}])
+HEADERS = {"X-API-Key": "pixtools-dev-key"}
+
+
+def sample_jpeg() -> bytes:
+    """A 640x480 photograph-like JPEG: the shared COCO sample when present, else generated."""
+    shared = sorted((ROOT.parent / "shared" / "data" / "coco-sample").glob("*.jpg"))
+    if shared:
+        image = Image.open(shared[0]).convert("RGB").resize((640, 480))
+    else:
+        image = Image.effect_noise((640, 480), 50).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the sorted values fall (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def bare_rates(jpeg: bytes, count: int) -> tuple[float, float]:
+    """Images/s of the bare loop on one thread and on one thread per core."""
+    single = count / bare_convert_loop(jpeg, count)
+    cores = os.cpu_count() or 1
+    started = time.perf_counter()
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(lambda _: bare_convert_loop(jpeg, count // cores), range(cores)))
+    parallel = (count // cores) * cores / (time.perf_counter() - started)
+    return single, parallel
+
+
+class Completions:
+    """Completion times of jobs, from job.completed.v1 on the benchmark's own queue."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, float] = {}
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+
+    async def listen(self, amqp_url: str) -> aio_pika.abc.AbstractConnection:
+        connection = await aio_pika.connect(amqp_url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(f"{NAMESPACE}.events", aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key="job.completed.v1")
+        await queue.bind(exchange, routing_key="job.failed.v1")
+        await queue.consume(self._on_message, no_ack=True)
+        return connection
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        now = time.perf_counter()
+        job_id = json.loads(message.body)["job_id"]
+        self.done[job_id] = now
+        if (waiter := self.waiters.pop(job_id, None)) is not None and not waiter.done():
+            waiter.set_result(now)
+
+    def wait(self, job_id: str) -> "asyncio.Future[float]":
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if job_id in self.done:
+            future.set_result(self.done[job_id])
+        else:
+            self.waiters[job_id] = future
+        return future
+
+
+async def submit(client: httpx.AsyncClient, jpeg: bytes) -> tuple[str, float]:
+    started = time.perf_counter()
+    response = await client.post("/v1/jobs", files={"file": ("p.jpg", jpeg)}, data={"pipeline": PIPELINE})
+    response.raise_for_status()
+    return response.json()["job_id"], started
+
+
+async def unloaded_latency(client: httpx.AsyncClient, completions: Completions, jpeg: bytes, count: int) -> list[float]:
+    latencies = []
+    for _ in range(count):
+        job_id, started = await submit(client, jpeg)
+        latencies.append(await asyncio.wait_for(completions.wait(job_id), 30) - started)
+    return latencies
+
+
+async def throughput(
+    client: httpx.AsyncClient, completions: Completions, jpeg: bytes, count: int, concurrency: int
+) -> tuple[float, list[float], list[str]]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> tuple[str, float, float]:
+        async with gate:
+            job_id, started = await submit(client, jpeg)
+        finished = await asyncio.wait_for(completions.wait(job_id), 300)
+        return job_id, started, finished
+
+    began = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(count)))
+    elapsed = max(finished for _, _, finished in results) - began
+    return count / elapsed, [finished - started for _, started, finished in results], [job for job, _, _ in results]
+
+
+async def read_latency(client: httpx.AsyncClient, job_ids: list[str], rate: float, seconds: float) -> list[float]:
+    latencies: list[float] = []
+
+    async def read(job_id: str) -> None:
+        started = time.perf_counter()
+        response = await client.get(f"/v1/jobs/{job_id}")
+        response.raise_for_status()
+        latencies.append(time.perf_counter() - started)
+
+    tasks = []
+    began = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        delay = began + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(read(job_ids[index % len(job_ids)])))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def run(args: argparse.Namespace, gateway_url: str) -> dict[str, float]:
+    jpeg = sample_jpeg()
+    completions = Completions()
+    connection = await completions.listen(args.amqp_url)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=gateway_url, headers=HEADERS, timeout=60, limits=limits) as client:
+        await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
+        unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
+        rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
+        reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
+    await connection.close()
+    single, parallel = bare_rates(jpeg, args.bare)
+    return {
+        "bare_single_per_s": single,
+        "bare_all_cores_per_s": parallel,
+        "pipeline_jobs_per_s": rate,
+        "ratio_vs_bare_single": rate / single,
+        "ratio_vs_bare_all_cores": rate / parallel,
+        "unloaded_p50_ms": statistics.median(unloaded) * 1000,
+        "unloaded_p95_ms": percentile(unloaded, 0.95) * 1000,
+        "loaded_p50_ms": statistics.median(loaded) * 1000,
+        "loaded_p95_ms": percentile(loaded, 0.95) * 1000,
+        "loaded_p99_ms": percentile(loaded, 0.99) * 1000,
+        "get_p50_ms": statistics.median(reads) * 1000,
+        "get_p99_ms": percentile(reads, 0.99) * 1000,
+        "get_requests": len(reads),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--unloaded", type=int, default=50)
+    parser.add_argument("--bare", type=int, default=300)
+    parser.add_argument("--read-rate", type=float, default=200.0)
+    parser.add_argument("--read-seconds", type=float, default=10.0)
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
+    args = parser.parse_args()
+    env = {
+        "PIXTOOLS_NAMESPACE": NAMESPACE,
+        "PIXTOOLS_DATABASE_URL": "postgresql+asyncpg://postgres@localhost:5432/pixtools_bench",
+        "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
+        "PIXTOOLS_LOG_LEVEL": "WARNING",
+    }
+    with running_stack(ROOT, env=env, ports=PORTS) as stack:
+        figures = asyncio.run(run(args, stack.gateway_url))
+    print(json.dumps({key: round(value, 3) for key, value in figures.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
