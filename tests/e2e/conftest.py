@@ -34,6 +34,35 @@ def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def s3_stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
+    """The same stack storing objects in a fresh bucket of the S3-compatible server."""
+    from pixtools_platform.blobstore import S3BlobStore
+
+    bucket = f"e2e-{secrets.token_hex(4)}"
+
+    async def create_bucket() -> None:
+        store = await S3BlobStore.open(bucket=bucket, endpoint_url=infra.s3_endpoint_url, region="us-east-1")
+        await store.ensure_bucket()
+        await store.close()
+
+    asyncio.run(create_bucket())
+    (tmp_path / "logs").mkdir()
+    env = stack_environment(
+        amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
+    )
+    env.update(
+        {"PIXTOOLS_BLOB_BACKEND": "s3", "PIXTOOLS_S3_BUCKET": bucket, "PIXTOOLS_S3_ENDPOINT_URL": infra.s3_endpoint_url}
+    )
+    running = Stack(env, tmp_path / "logs")
+    try:
+        for name in ("aggregator", "ingest", "gateway"):
+            running.start(name)
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture
 def tenant_key(database_url) -> str:
     async def make() -> str:
         engine = create_engine(database_url, pool_size=1)

@@ -81,12 +81,14 @@ def test_upload_reaches_signed_webhook_and_job_completed_event(stack, tenant_key
     loop = asyncio.new_event_loop()
     connection, queue = loop.run_until_complete(_listen(infra.amqp_url, namespace, "job.completed.v1"))
     headers = {"Authorization": f"Bearer {tenant_key}"}
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=30) as client:
         secret = client.get("/v1/webhooks/secret").json()["secret"]
         response = client.post(
             "/v1/jobs",
             files={"file": ("photo.jpg", photo())},
             data={"pipeline": pipeline_json(EXAMPLE), "webhook_url": url},
+            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
         )
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
@@ -116,7 +118,8 @@ def test_upload_reaches_signed_webhook_and_job_completed_event(stack, tenant_key
     payload = json.loads(webhook_body)
     assert payload["type"] == "job.completed.v1"
     assert payload["data"]["job_id"] == job_id
-    assert webhook_headers.get("traceparent"), "the trace reaches the webhook"
+    assert webhook_headers["traceparent"].split("-")[1] == trace_id, "one trace spans HTTP, stages and webhook"
+    assert event["traceparent"].split("-")[1] == trace_id
 
 
 def test_progress_streams_as_server_sent_events_until_the_job_ends(stack, tenant_key):
@@ -156,3 +159,18 @@ def test_corrupt_branch_input_fails_the_job_with_a_reason(stack, tenant_key):
     assert job["state"] == "failed"
     assert job["steps"][0]["error"]["code"] == "image.corrupt"
     assert job["outputs"] == []
+
+
+def test_outputs_on_s3_storage_download_through_presigned_urls(s3_stack, tenant_key):
+    headers = {"Authorization": f"Bearer {tenant_key}"}
+    with httpx.Client(base_url=s3_stack.gateway_url, headers=headers, timeout=30) as client:
+        job_id = client.post(
+            "/v1/jobs", files={"file": ("p.jpg", photo())}, data={"pipeline": pipeline_json(EXAMPLE)}
+        ).json()["job_id"]
+        job = wait_terminal(client, job_id)
+    assert job["state"] == "succeeded", job
+    for output in job["outputs"]:
+        assert "X-Amz-Signature" in output["url"], "S3 outputs are served by presigned URL"
+        download = httpx.get(output["url"])
+        assert download.status_code == 200
+        assert hashlib.sha256(download.content).hexdigest() == output["sha256"]

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import aioboto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pixtools_platform.blobstore.base import BlobNotFound, validate_key
@@ -25,7 +26,10 @@ class S3BlobStore:
         """Open one client for the process's lifetime."""
         stack = contextlib.AsyncExitStack()
         session = aioboto3.Session()
-        client = await stack.enter_async_context(session.client("s3", endpoint_url=endpoint_url, region_name=region))
+        config = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
+        client = await stack.enter_async_context(
+            session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        )
         return cls(client, bucket, stack)
 
     async def ensure_bucket(self) -> None:
