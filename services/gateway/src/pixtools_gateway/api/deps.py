@@ -1,13 +1,13 @@
 """Request dependencies, as Annotated aliases so endpoint signatures read like prose."""
 
 import time
-from collections.abc import AsyncIterator
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixtools_db.outbox import OutboxRelay
 from pixtools_gateway.adapters.notifications import JobNotifications
@@ -19,17 +19,21 @@ from pixtools_platform.blobstore import BlobStore
 
 @dataclass
 class Resources:
-    """What the app opens once at start-up and shares between requests."""
+    """What the app opens once at start-up and shares between requests.
+
+    `reader` runs single-statement reads in autocommit, so they cost one round trip and no BEGIN/ROLLBACK.
+    """
 
     settings: GatewaySettings
     sessions: async_sessionmaker[AsyncSession]
+    reader: AsyncEngine
     blobs: BlobStore
     notifications: JobNotifications
     relay: OutboxRelay | None
     key_cache: dict[str, tuple[float, Caller]] = field(default_factory=dict)
 
 
-def resources(request: Request) -> Resources:
+async def resources(request: Request) -> Resources:
     """The app's shared resources."""
     found: Resources = request.app.state.resources
     return found

@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -12,12 +12,11 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from pixtools_contracts import Pipeline, PipelineTooLarge, check_limits
-from pixtools_db import Job, Output
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload
 from pixtools_gateway.api.deps import Session, Shared, TenantId
 from pixtools_gateway.api.progress import job_progress
 from pixtools_gateway.errors import InvalidPipeline, InvalidRequest, NotFound, UnsupportedMedia, UploadTooLarge
-from pixtools_gateway.handlers.reads import get_job, get_output, job_view, list_jobs
+from pixtools_gateway.handlers.reads import get_job, get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, submit_job
 from pixtools_gateway.views import JobAccepted, JobPage, JobState, JobView
 from pixtools_gateway.webhook_targets import check_webhook_url
@@ -122,17 +121,17 @@ def parse_pipeline(text: str) -> Pipeline:
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job")
-async def read_job(
-    job_id: uuid.UUID, request: Request, tenant_id: TenantId, session: Session, shared: Shared
-) -> JobView:
+async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> Response:
     """The job's state, steps, outputs with download URLs, and extracted metadata."""
-    job = await get_job(session, tenant_id=tenant_id, job_id=job_id)
 
-    async def output_url(job: Job, output: Output) -> str:
-        presigned = await shared.blobs.presigned_url(output.key, shared.settings.presign_expiry_s)
-        return presigned or str(request.url_for("download_output", job_id=job.id, output_id=output.id))
+    async def output_url(owner: uuid.UUID, output: Mapping[str, Any]) -> str:
+        presigned = await shared.blobs.presigned_url(output["key"], shared.settings.presign_expiry_s)
+        return presigned or str(request.url_for("download_output", job_id=owner, output_id=output["id"]))
 
-    return await job_view(session, job, output_url)
+    async with shared.reader.connect() as connection:
+        view = await read_job_view(connection, tenant_id=tenant_id, job_id=job_id, output_url=output_url)
+    # Serialised once here; returning the model would make FastAPI validate it a second time.
+    return Response(view.model_dump_json(), media_type="application/json")
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first")
@@ -162,7 +161,7 @@ async def job_events(job_id: uuid.UUID, tenant_id: TenantId, session: Session, s
     await get_job(session, tenant_id=tenant_id, job_id=job_id)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
-        async for name, data in job_progress(shared, job_id):
+        async for name, data in job_progress(shared, tenant_id, job_id):
             yield {"event": name, "data": json.dumps(data, default=str)}
 
     return EventSourceResponse(stream(), ping=15)

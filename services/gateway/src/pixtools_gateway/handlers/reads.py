@@ -4,17 +4,19 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pixtools_db import Job, Output, Step
+from pixtools_db import Job, Output
 from pixtools_gateway.errors import InvalidRequest, NotFound
+from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.views import ErrorView, InputView, JobSummary, JobView, OutputView, StepView
 
-OutputUrl = Callable[[Job, Output], Awaitable[str]]
+OutputUrl = Callable[[uuid.UUID, Mapping[str, Any]], Awaitable[str]]
 
 
 async def get_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
@@ -25,19 +27,14 @@ async def get_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.U
     return job
 
 
-async def load_steps(session: AsyncSession, job_id: uuid.UUID) -> list[Step]:
-    """The job's steps in tree order."""
-    return list((await session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position))).all())
-
-
-async def job_view(session: AsyncSession, job: Job, output_url: OutputUrl) -> JobView:
-    """Assemble the full view of a job."""
-    steps = await load_steps(session, job.id)
-    outputs = (
-        await session.scalars(
-            select(Output).where(Output.job_id == job.id, Output.is_final.is_(True)).order_by(Output.created_at)
-        )
-    ).all()
+async def read_job_view(
+    connection: AsyncConnection, *, tenant_id: uuid.UUID, job_id: uuid.UUID, output_url: OutputUrl
+) -> JobView:
+    """The full view of the tenant's job, read in one round trip."""
+    found = await fetch_job(connection, tenant_id, job_id)
+    if found is None:
+        raise NotFound(f"no job {job_id}")
+    job, steps, outputs = found
     return JobView(
         job_id=job.id,
         state=job.state,
@@ -55,35 +52,35 @@ async def job_view(session: AsyncSession, job: Job, output_url: OutputUrl) -> Jo
         steps=[step_view(step) for step in steps],
         outputs=[
             OutputView(
-                id=output.id,
-                step=output.step_id,
-                op=output.op,
-                name=output.name,
-                content_type=output.content_type,
-                width=output.width,
-                height=output.height,
-                bytes=output.bytes,
-                sha256=output.sha256,
-                url=await output_url(job, output),
+                id=output["id"],
+                step=output["step_id"],
+                op=output["op"],
+                name=output["name"],
+                content_type=output["content_type"],
+                width=output["width"],
+                height=output["height"],
+                bytes=output["bytes"],
+                sha256=output["sha256"],
+                url=await output_url(job.id, output),
             )
             for output in outputs
         ],
-        metadata={step.step_id: step.result for step in steps if step.op == "metadata" and step.result is not None},
+        metadata={step["step_id"]: step["result"] for step in steps if step["op"] == "metadata" and step["result"]},
     )
 
 
-def step_view(step: Step) -> StepView:
-    """One step as the API shows it."""
-    error = ErrorView(code=step.error_code, message=step.error_message or "") if step.error_code else None
+def step_view(step: Mapping[str, Any]) -> StepView:
+    """One step as the API shows it, from its row fields."""
+    error = ErrorView(code=step["error_code"], message=step["error_message"] or "") if step["error_code"] else None
     return StepView(
-        id=step.step_id,
-        op=step.op,
-        params=step.params,
-        state=step.state,
-        started_at=step.started_at,
-        finished_at=step.finished_at,
+        id=step["step_id"],
+        op=step["op"],
+        params=step["params"],
+        state=step["state"],
+        started_at=step["started_at"],
+        finished_at=step["finished_at"],
         error=error,
-        result=step.result,
+        result=step["result"],
     )
 
 

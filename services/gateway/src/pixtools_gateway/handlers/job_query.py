@@ -1,0 +1,49 @@
+"""The read path of one job in a single round trip: Postgres assembles steps and outputs as JSON."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, Select, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixtools_db import Job, Output, Step
+
+_STEP_FIELDS = (
+    "step_id",
+    "op",
+    "params",
+    "state",
+    "started_at",
+    "finished_at",
+    "error_code",
+    "error_message",
+    "result",
+)
+_OUTPUT_FIELDS = ("id", "step_id", "op", "name", "content_type", "width", "height", "bytes", "sha256", "key")
+
+
+def _json_rows(table: Any, fields: tuple[str, ...], where: Any, order: Any) -> Any:
+    pairs: list[Any] = []
+    for field in fields:
+        pairs += [literal_column(f"'{field}'"), getattr(table, field)]
+    rows = select(func.json_agg(func.json_build_object(*pairs).op("ORDER BY")(order))).where(where).scalar_subquery()
+    return func.coalesce(rows, literal_column("'[]'::json"), type_=JSON)
+
+
+def job_query(tenant_id: uuid.UUID, job_id: uuid.UUID) -> Select[Any]:
+    """One statement returning the job's columns, its steps in tree order and its final outputs."""
+    steps = _json_rows(Step, _STEP_FIELDS, Step.job_id == Job.id, Step.position)
+    outputs = _json_rows(Output, _OUTPUT_FIELDS, (Output.job_id == Job.id) & Output.is_final, Output.created_at)
+    return select(Job, steps.label("steps"), outputs.label("outputs")).where(
+        Job.id == job_id, Job.tenant_id == tenant_id
+    )
+
+
+async def fetch_job(
+    connection: AsyncConnection, tenant_id: uuid.UUID, job_id: uuid.UUID
+) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """(job row, step dicts, output dicts), or None when the tenant has no such job."""
+    row = (await connection.execute(job_query(tenant_id, job_id))).one_or_none()
+    if row is None:
+        return None
+    return row, row.steps, row.outputs
