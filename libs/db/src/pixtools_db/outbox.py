@@ -101,7 +101,8 @@ class OutboxRelay:
                 await session.scalars(
                     select(Outbox)
                     .where(Outbox.published_at.is_(None))
-                    .order_by(Outbox.id)
+                    # Rows that keep failing (a command no service consumes yet) sink behind fresh ones.
+                    .order_by(Outbox.attempts, Outbox.id)
                     .limit(self._batch)
                     .with_for_update(skip_locked=True)
                 )

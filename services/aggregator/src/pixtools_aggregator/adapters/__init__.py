@@ -1,0 +1,1 @@
+"""Adapters: Postgres through SQLAlchemy, and webhooks over HTTP."""

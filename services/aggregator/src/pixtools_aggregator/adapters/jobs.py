@@ -1,0 +1,95 @@
+"""The job repository over SQLAlchemy: one instance per transaction."""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixtools_contracts import Event
+from pixtools_db import Inbox, Job, Output, Step, WebhookDelivery
+from pixtools_db.outbox import add_events
+
+CONSUMER = "aggregator"
+JOBS_CHANNEL = "pixtools_jobs"
+"""The Postgres NOTIFY channel the gateway's event stream listens on; the payload is the job id."""
+
+_OUTPUT_FIELDS = (
+    "job_id",
+    "step_id",
+    "op",
+    "name",
+    "role",
+    "is_final",
+    "key",
+    "content_type",
+    "bytes",
+    "sha256",
+    "width",
+    "height",
+)
+
+
+class SqlJobRepository:
+    """Jobs, steps and outputs in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim_event(self, event_id: uuid.UUID) -> bool:
+        """Record the event in the inbox; False when it was applied before."""
+        inserted = await self._session.scalar(
+            insert(Inbox)
+            .values(consumer=CONSUMER, event_id=event_id)
+            .on_conflict_do_nothing(index_elements=[Inbox.consumer, Inbox.event_id])
+            .returning(Inbox.event_id)
+        )
+        return inserted is not None
+
+    async def lock_job(self, job_id: uuid.UUID) -> Job | None:
+        """The job, locked FOR UPDATE until the transaction ends."""
+        return await self._session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+    async def steps(self, job_id: uuid.UUID) -> list[Step]:
+        """The job's steps in tree order."""
+        return list(await self._session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position)))
+
+    async def add_outputs(self, outputs: Sequence[Output]) -> None:
+        """Insert outputs, keeping the first copy of any (job, step, name)."""
+        if not outputs:
+            return
+        rows = [{"id": uuid.uuid4(), **{name: getattr(output, name) for name in _OUTPUT_FIELDS}} for output in outputs]
+        await self._session.execute(
+            insert(Output).values(rows).on_conflict_do_nothing(constraint="uq_outputs_job_step_name")
+        )
+
+    async def final_outputs(self, job_id: uuid.UUID) -> list[Output]:
+        """The outputs listed as the job's results, in step order."""
+        query = (
+            select(Output)
+            .join(Step, (Step.job_id == Output.job_id) & (Step.step_id == Output.step_id))
+            .where(Output.job_id == job_id, Output.is_final.is_(True))
+            .order_by(Step.position, Output.name)
+        )
+        return list(await self._session.scalars(query))
+
+    def stage(self, event: Event) -> None:
+        """Put an event in the outbox."""
+        add_events(self._session, [event])
+
+    def add_webhook(self, delivery: WebhookDelivery) -> None:
+        """Queue a webhook delivery with the transaction."""
+        self._session.add(delivery)
+
+    async def notify(self, job_id: uuid.UUID) -> None:
+        """NOTIFY the jobs channel; Postgres delivers it only if the transaction commits."""
+        await self._session.execute(select(func.pg_notify(JOBS_CHANNEL, str(job_id))))
+
+
+@asynccontextmanager
+async def job_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[SqlJobRepository]:
+    """A repository in a new transaction that commits when the block succeeds and rolls back otherwise."""
+    async with sessions.begin() as session:
+        yield SqlJobRepository(session)

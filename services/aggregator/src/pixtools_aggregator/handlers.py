@@ -1,0 +1,164 @@
+"""The job state machine: plain async functions of (event, dependencies) that apply one step event."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pixtools_aggregator.errors import UnknownJob, UnknownStep
+from pixtools_aggregator.ports import JobRepository
+from pixtools_aggregator.states import (
+    JOB_TERMINAL,
+    FinishedJobState,
+    all_terminal,
+    can_advance,
+    downstream,
+    finished_state,
+)
+from pixtools_aggregator.terminal import terminal_event, webhook_delivery
+from pixtools_contracts import Event, JobCompleted, JobFailed, StepCompleted, StepFailed, StepOutput, StepStarted
+from pixtools_db import Job, Output, Step
+
+UPSTREAM_FAILED = "upstream_failed"
+
+StepEvent = StepStarted | StepCompleted | StepFailed
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What a handler works with: the jobs in this transaction, the time, and the trace to continue."""
+
+    jobs: JobRepository
+    now: datetime
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one event did, and the events it staged in the outbox for publishing."""
+
+    outcome: Literal["applied", "unchanged", "duplicate", "ignored"]
+    staged: list[JobCompleted | JobFailed] = field(default_factory=list)
+    finished: FinishedJobState | None = None
+    webhook: bool = False
+
+
+@dataclass
+class _Opened:
+    job: Job
+    steps: list[Step]
+    step: Step
+    changed: bool
+
+
+async def apply_step_started(event: StepStarted, deps: Dependencies) -> Applied:
+    """Mark a step running, unless it has already moved on."""
+    opened = await _open(event, deps)
+    if isinstance(opened, Applied):
+        return opened
+    if can_advance(opened.step.state, "running"):
+        opened.step.state = "running"
+        opened.step.started_at = event.occurred_at
+        opened.changed = True
+    return await _settle(opened, deps)
+
+
+async def apply_step_completed(event: StepCompleted, deps: Dependencies) -> Applied:
+    """Record a step's result and outputs; finish the job when it was the last step."""
+    opened = await _open(event, deps)
+    if isinstance(opened, Applied):
+        return opened
+    step = opened.step
+    if can_advance(step.state, "succeeded"):
+        step.state = "succeeded"
+        step.started_at = step.started_at or event.started_at
+        step.finished_at = event.finished_at
+        step.result = dict(event.result) if event.result is not None else None
+        await deps.jobs.add_outputs([_output(event, step, output) for output in event.outputs])
+        opened.changed = True
+    return await _settle(opened, deps)
+
+
+async def apply_step_failed(event: StepFailed, deps: Dependencies) -> Applied:
+    """Record a step's failure and skip every step downstream of it."""
+    opened = await _open(event, deps)
+    if isinstance(opened, Applied):
+        return opened
+    step = opened.step
+    if can_advance(step.state, "failed"):
+        step.state = "failed"
+        step.started_at = step.started_at or event.started_at
+        step.finished_at = event.finished_at
+        step.error_code = event.error.code
+        step.error_message = event.error.message
+        skipped = downstream({other.step_id: other.parent_id for other in opened.steps}, step.step_id)
+        for other in opened.steps:
+            if other.step_id in skipped and can_advance(other.state, "skipped"):
+                other.state = "skipped"
+                other.finished_at = event.finished_at
+                other.error_code = UPSTREAM_FAILED
+                other.error_message = f"step {step.step_id} failed: {event.error.code}"
+        opened.changed = True
+    return await _settle(opened, deps)
+
+
+async def _open(event: StepEvent, deps: Dependencies) -> _Opened | Applied:
+    """Dedupe the event, lock its job and find its step; an Applied means there is nothing to do."""
+    if not await deps.jobs.claim_event(event.event_id):
+        return Applied("duplicate")
+    job = await deps.jobs.lock_job(event.job_id)
+    if job is None:
+        raise UnknownJob(f"job {event.job_id} does not exist")
+    if job.state in JOB_TERMINAL:
+        # Late results of finished or cancelled jobs change nothing.
+        return Applied("ignored")
+    steps = await deps.jobs.steps(job.id)
+    step = next((candidate for candidate in steps if candidate.step_id == event.step_id), None)
+    if step is None:
+        raise UnknownStep(f"job {job.id} has no step {event.step_id!r}")
+    started = job.state == "accepted"
+    if started:
+        job.state = "running"
+        job.started_at = _started_at(event)
+    return _Opened(job=job, steps=steps, step=step, changed=started)
+
+
+async def _settle(opened: _Opened, deps: Dependencies) -> Applied:
+    """Finish the job when every step is terminal, and tell listeners about any change."""
+    if not opened.changed:
+        return Applied("unchanged")
+    job, steps = opened.job, opened.steps
+    job.updated_at = deps.now
+    await deps.jobs.notify(job.id)
+    if not all_terminal(step.state for step in steps):
+        return Applied("applied")
+    state = finished_state(step.state for step in steps if step.is_leaf)
+    job.state = state
+    job.finished_at = deps.now
+    outputs = await deps.jobs.final_outputs(job.id) if state != "failed" else []
+    event = terminal_event(job, steps, outputs, state, deps.traceparent)
+    deps.jobs.stage(event)
+    if job.webhook_url:
+        deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))
+    return Applied("applied", staged=[event], finished=state, webhook=bool(job.webhook_url))
+
+
+def _started_at(event: Event) -> datetime:
+    started = getattr(event, "started_at", None)
+    return started if isinstance(started, datetime) else event.occurred_at
+
+
+def _output(event: StepCompleted, step: Step, output: StepOutput) -> Output:
+    return Output(
+        job_id=event.job_id,
+        step_id=step.step_id,
+        op=step.op,
+        name=output.name,
+        role=output.role,
+        is_final=output.role == "artifact" or step.is_leaf,
+        key=output.key,
+        content_type=output.content_type,
+        bytes=output.bytes,
+        sha256=output.sha256,
+        width=output.width,
+        height=output.height,
+    )

@@ -1,0 +1,48 @@
+"""The state rules of jobs and steps: forward-only steps and the terminal-state decision."""
+
+from collections.abc import Iterable
+from typing import Literal
+
+StepState = Literal["pending", "running", "succeeded", "failed", "skipped"]
+JobState = Literal["accepted", "running", "succeeded", "partially_failed", "failed", "cancelled"]
+FinishedJobState = Literal["succeeded", "partially_failed", "failed"]
+
+STEP_TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
+JOB_TERMINAL: frozenset[str] = frozenset({"succeeded", "partially_failed", "failed", "cancelled"})
+
+_RANK = {"pending": 0, "running": 1, "succeeded": 2, "failed": 2, "skipped": 2}
+
+
+def can_advance(current: str, target: StepState) -> bool:
+    """True when a step may move from `current` to `target`: only forward, never out of a terminal state."""
+    return current not in STEP_TERMINAL and _RANK[target] > _RANK[current]
+
+
+def finished_state(leaf_states: Iterable[str]) -> FinishedJobState:
+    """The terminal state of a job whose steps are all terminal, from its leaves' states."""
+    states = list(leaf_states)
+    succeeded = sum(state == "succeeded" for state in states)
+    if succeeded == len(states):
+        return "succeeded"
+    if succeeded == 0:
+        return "failed"
+    return "partially_failed"
+
+
+def all_terminal(step_states: Iterable[str]) -> bool:
+    """True when no step can change any more."""
+    return all(state in STEP_TERMINAL for state in step_states)
+
+
+def downstream(parents: dict[str, str | None], step_id: str) -> set[str]:
+    """Ids of every step fed, directly or not, by `step_id`, given each step's parent."""
+    children: dict[str | None, list[str]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    found: set[str] = set()
+    frontier = list(children.get(step_id, []))
+    while frontier:
+        current = frontier.pop()
+        found.add(current)
+        frontier.extend(children.get(current, []))
+    return found

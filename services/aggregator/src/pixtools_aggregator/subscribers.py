@@ -1,0 +1,86 @@
+"""The broker adapter: the aggregator's queue, its bindings, and which handler applies each event."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from aio_pika.abc import AbstractRobustConnection
+
+from pixtools_aggregator import metrics
+from pixtools_aggregator.errors import UnknownJob, UnknownStep
+from pixtools_aggregator.handlers import (
+    Applied,
+    Dependencies,
+    apply_step_completed,
+    apply_step_failed,
+    apply_step_started,
+)
+from pixtools_aggregator.ports import JobRepository
+from pixtools_contracts import Event, StepCompleted, StepFailed, StepStarted
+from pixtools_platform.broker import Consumer, Handler, PermanentError, Publisher, RetryPolicy, Topology
+from pixtools_platform.telemetry import current_trace_context
+
+SERVICE = "aggregator"
+ROUTING_KEYS = ("step.started.v1", "step.completed.v1", "step.failed.v1")
+
+Transactions = Callable[[], AbstractAsyncContextManager[JobRepository]]
+"""Opens a repository in a new transaction that commits when the block succeeds."""
+
+OnApplied = Callable[[Applied], None]
+"""Called after a transaction commits, to wake the outbox relay and the webhook dispatcher."""
+
+E = TypeVar("E", bound=Event)
+
+
+def build_consumer(
+    *,
+    connection: AbstractRobustConnection,
+    publisher: Publisher,
+    topology: Topology,
+    retry: RetryPolicy,
+    prefetch: int,
+    transactions: Transactions,
+    on_applied: OnApplied,
+) -> Consumer:
+    """The consumer of `<namespace>.aggregator`; each step event is applied in one transaction, then acked."""
+    handlers = {
+        "step.started.v1": _in_transaction(StepStarted, apply_step_started, transactions, on_applied),
+        "step.completed.v1": _in_transaction(StepCompleted, apply_step_completed, transactions, on_applied),
+        "step.failed.v1": _in_transaction(StepFailed, apply_step_failed, transactions, on_applied),
+    }
+    return Consumer(
+        connection=connection,
+        publisher=publisher,
+        topology=topology,
+        service=SERVICE,
+        routing_keys=ROUTING_KEYS,
+        handlers=handlers,
+        retry=retry,
+        prefetch=prefetch,
+    )
+
+
+def _in_transaction(
+    kind: type[E],
+    handler: Callable[[E, Dependencies], Awaitable[Applied]],
+    transactions: Transactions,
+    on_applied: OnApplied,
+) -> Handler:
+    async def handle(event: Event) -> Sequence[Event]:
+        if not isinstance(event, kind):
+            raise PermanentError(f"expected {kind.__name__}, got {type(event).__name__}")
+        traceparent = current_trace_context().get("traceparent")
+        try:
+            async with transactions() as jobs:
+                applied = await handler(event, Dependencies(jobs=jobs, now=datetime.now(UTC), traceparent=traceparent))
+        except (UnknownJob, UnknownStep) as error:
+            raise PermanentError(str(error)) from error
+        metrics.EVENTS_APPLIED.labels(event.type, applied.outcome).inc()
+        if applied.finished is not None:
+            metrics.JOBS_FINISHED.labels(applied.finished).inc()
+        on_applied(applied)
+        # Terminal events were committed to the outbox with the state; publishing them here could lose them.
+        return ()
+
+    return handle

@@ -1,0 +1,77 @@
+"""The terminal job events: what a finished job tells subscribers and its webhook."""
+
+import uuid
+from collections.abc import Sequence
+
+from pixtools_aggregator.states import FinishedJobState
+from pixtools_aggregator.webhooks import webhook_payload
+from pixtools_contracts import ErrorInfo, JobCompleted, JobFailed, JobOutput, StepError
+from pixtools_db import Job, Output, Step, WebhookDelivery
+
+PRODUCER = "aggregator"
+
+
+def terminal_event(
+    job: Job, steps: Sequence[Step], outputs: Sequence[Output], state: FinishedJobState, traceparent: str | None
+) -> JobCompleted | JobFailed:
+    """JobCompleted when any leaf succeeded, JobFailed otherwise."""
+    errors = [
+        StepError(
+            step_id=step.step_id,
+            op=step.op,
+            error=ErrorInfo(code=step.error_code or "unknown", message=step.error_message or ""),
+        )
+        for step in steps
+        if step.state == "failed"
+    ]
+    if state == "failed":
+        return JobFailed(
+            job_id=job.id,
+            tenant_id=job.tenant_id,
+            correlation_id=job.correlation_id,
+            traceparent=traceparent,
+            producer=PRODUCER,
+            submitted_at=job.created_at,
+            errors=errors,
+        )
+    return JobCompleted(
+        job_id=job.id,
+        tenant_id=job.tenant_id,
+        correlation_id=job.correlation_id,
+        traceparent=traceparent,
+        producer=PRODUCER,
+        submitted_at=job.created_at,
+        state=state,
+        outputs=[_job_output(output) for output in outputs],
+        results={step.step_id: step.result for step in steps if step.state == "succeeded" and step.result is not None},
+        errors=errors,
+    )
+
+
+def _job_output(output: Output) -> JobOutput:
+    return JobOutput(
+        step_id=output.step_id,
+        op=output.op,
+        name=output.name,
+        key=output.key,
+        content_type=output.content_type,
+        bytes=output.bytes,
+        sha256=output.sha256,
+        width=output.width,
+        height=output.height,
+    )
+
+
+def webhook_delivery(job: Job, event: JobCompleted | JobFailed, url: str, traceparent: str | None) -> WebhookDelivery:
+    """A pending delivery of the event to the job's webhook."""
+    return WebhookDelivery(
+        id=uuid.uuid4(),
+        tenant_id=job.tenant_id,
+        job_id=job.id,
+        url=url,
+        event_type=event.type,
+        payload=webhook_payload(event),
+        traceparent=traceparent,
+        state="pending",
+        attempts=0,
+    )
