@@ -53,9 +53,9 @@ def step_failed(
 
 def output_key(request: StepRequested, name: str, extension: str) -> str:
     """The deterministic key of a step output, so a retried step overwrites instead of duplicating."""
-    return f"{request.tenant_id}/{request.job_id}/steps/{request.step.id}/{name}.{extension}"
+    return f"jobs/{request.tenant_id}/{request.job_id}/steps/{request.step.id}/{name}.{extension}"
 
 
 def original_key(tenant_id: object, job_id: object) -> str:
     """The key of a job's stored original."""
-    return f"{tenant_id}/{job_id}/original"
+    return f"jobs/{tenant_id}/{job_id}/original"

@@ -1,12 +1,37 @@
 """Settings every service shares, read from PIXTOOLS_* environment variables."""
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pixtools_platform.broker.retry import RetryPolicy
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string from the environment."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _valid_networks(value: list[str]) -> list[str]:
+    for cidr in value:
+        ipaddress.ip_network(cidr, strict=False)
+    return value
+
+
+FloatList = Annotated[list[float], NoDecode, BeforeValidator(_split_list)]
+"""A list of numbers, from `1,2,3` or `[1, 2, 3]`."""
+
+CidrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_valid_networks)]
+"""A list of CIDR networks, from `10.0.0.0/8,127.0.0.0/8` or a JSON list."""
 
 
 class CommonSettings(BaseSettings):

@@ -2,7 +2,7 @@
 
 from pydantic import Field, model_validator
 
-from pixtools_platform.settings import CommonSettings
+from pixtools_platform.settings import CidrList, CommonSettings
 
 DEFAULT_DEV_KEY = "pixtools-dev-key"
 
@@ -23,7 +23,7 @@ class GatewaySettings(CommonSettings):
     relay_poll_s: float = 0.5
     presign_expiry_s: int = 3600
     secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
-    webhook_allow_cidrs: list[str] = Field(default_factory=list, description="Private networks webhooks may reach.")
+    webhook_allow_cidrs: CidrList = Field(default_factory=list, description="Private networks webhooks may reach.")
     auth_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is remembered.")
 
     @model_validator(mode="after")

@@ -94,7 +94,7 @@ async def test_resize_stores_its_output_at_a_deterministic_key_and_requests_ever
     *following, completed = await run_step(request, _deps(blobs, announced))
     assert isinstance(completed, StepCompleted)
     assert [type(event) for event in announced] == [StepStarted]
-    key = f"{request.tenant_id}/{request.job_id}/steps/0/image.jpg"
+    key = f"jobs/{request.tenant_id}/{request.job_id}/steps/0/image.jpg"
     assert completed.image.key == key
     assert key in blobs.objects
     assert (completed.image.width, completed.image.height) == (256, 192)
