@@ -68,11 +68,6 @@ class MicroBatcher(Generic[In, Out]):
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
 
-    @property
-    def name(self) -> str:
-        """The label this batcher's metrics carry."""
-        return self._name
-
     async def start(self) -> None:
         """Start the worker thread; results are delivered to the running event loop."""
         if self._thread is not None:

@@ -67,9 +67,7 @@ class LocalStack:
         subprocess.run([str(BIN / "pixtools-admin"), "migrate"], env=env, check=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         names = ["gateway", "ingest", "aggregator"]
-        names += [
-            name for name in ("denoise", "detect") if importlib.util.find_spec(f"pixtools_{name}.app") is not None
-        ]
+        names += [name for name in ("denoise", "detect") if self._can_serve(name, env)]
         for name in names:
             port = self.ports[name]
             if name == "gateway":
@@ -92,6 +90,20 @@ class LocalStack:
         for service in self.services:
             self._wait_ready(service)
         print(f"stack ready: {', '.join(service.name for service in self.services)}; logs in {self.log_dir}")
+
+    @staticmethod
+    def _can_serve(name: str, env: dict[str, str]) -> bool:
+        """True when a GPU stage is installed and its model files check out; otherwise say why it is skipped."""
+        if importlib.util.find_spec(f"pixtools_{name}") is None:
+            return False
+        if importlib.util.find_spec(f"pixtools_{name}.app") is None:
+            return False
+        command = [str(BIN / f"pixtools-{name}"), "models", "check"]
+        check = subprocess.run(command, env=env, capture_output=True, text=True)
+        if check.returncode != 0:
+            print(f"not starting {name}: {(check.stderr or check.stdout).strip().splitlines()[-1:]}")
+            return False
+        return True
 
     @property
     def gateway_url(self) -> str:
