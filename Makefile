@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # CPU machines take the configured CPU wheel of this exact version; GPU machines may override TORCH_SPEC.
 TORCH_SPEC ?= torch==2.13.0
-PACKAGES := libs/contracts libs/platform libs/db libs/testkit services/gateway services/ingest services/aggregator tools/devstack
+PACKAGES := libs/contracts libs/platform libs/imaging libs/db libs/testkit services/gateway services/ingest services/aggregator tools/devstack
 OPTIONAL_PACKAGES := $(wildcard services/denoise/pyproject.toml services/detect/pyproject.toml)
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
@@ -31,7 +31,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-MYPY_PACKAGES := pixtools_contracts pixtools_platform pixtools_db pixtools_testkit pixtools_gateway pixtools_ingest \
+MYPY_PACKAGES := pixtools_contracts pixtools_platform pixtools_imaging pixtools_db pixtools_testkit pixtools_gateway pixtools_ingest \
 	pixtools_aggregator pixtools_devstack $(patsubst services/%/pyproject.toml,pixtools_%,$(OPTIONAL_PACKAGES))
 
 typecheck: $(INSTALLED)

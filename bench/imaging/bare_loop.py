@@ -1,7 +1,7 @@
 """The bare image loop: decode a JPEG and encode WebP q80, with nothing around it.
 
 The pipeline benchmark divides its throughput by this loop's to show what the service adds.
-The encoder settings match pixtools_ingest.imaging's WebP defaults (quality 80, method 2).
+The encoder settings match pixtools_imaging's WebP defaults (quality 80, method 2).
 """
 
 from __future__ import annotations

@@ -102,13 +102,13 @@ def compare_service(small: bytes, large: bytes, rounds: int, seconds: float) -> 
     """Time the service's own functions against the bare Pillow work, to show what normalisation costs."""
     try:
         from pixtools_contracts import ConvertParams, ResizeParams
-        from pixtools_ingest.imaging import convert, resize
+        from pixtools_imaging import convert, resize
     except ImportError:
         print("\n(pixtools_ingest not installed: service functions not timed)")
         return {}
     to_webp, to_800 = ConvertParams(format="webp"), ResizeParams(width=RESIZE_WIDTH)
     return compare(
-        "service functions (pixtools_ingest.imaging) against the same bare Pillow work",
+        "service functions (pixtools_imaging) against the same bare Pillow work",
         {
             "bare loop": lambda: convert_once(small),
             "service convert": lambda: convert(small, to_webp, max_pixels=100_000_000).data,

@@ -23,8 +23,8 @@ from pixtools_contracts import (
     step_failed,
     step_started,
 )
+from pixtools_imaging import EncodedImage, ImageError, convert, extract_metadata, resize
 from pixtools_ingest.errors import UnknownOperation
-from pixtools_ingest.imaging import EncodedImage, ImageError, convert, extract_metadata, resize
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
 
 T = TypeVar("T")

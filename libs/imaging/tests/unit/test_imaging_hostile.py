@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from pixtools_contracts import ConvertParams, ResizeParams
-from pixtools_ingest.imaging import (
+from pixtools_imaging import (
     CorruptImage,
     ImageError,
     ImageTooLarge,

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pixtools_ingest.imaging._exif import orientation_of, read_exif
-from pixtools_ingest.imaging._formats import CONTENT_TYPES, PILLOW_FORMATS, sniff
-from pixtools_ingest.imaging._guard import check_pixels, translate_errors
-from pixtools_ingest.imaging._normalise import apply_orientation, normalise_mode, swaps_axes
-from pixtools_ingest.imaging.errors import UnsupportedImage
+from pixtools_imaging._exif import orientation_of, read_exif
+from pixtools_imaging._formats import CONTENT_TYPES, PILLOW_FORMATS, sniff
+from pixtools_imaging._guard import check_pixels, translate_errors
+from pixtools_imaging._normalise import apply_orientation, normalise_mode, swaps_axes
+from pixtools_imaging.errors import UnsupportedImage
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,13 @@ def decode(image: Image.Image, image_format: str, *, at_least: tuple[int, int] |
     # Metadata travels only through Decoded; encoders fall back to image.info and would leak it otherwise.
     upright.info = {}
     return Decoded(image_format, upright, icc_profile, exif, xmp)
+
+
+def load(data: bytes, *, max_pixels: int) -> Decoded:
+    """Decode a whole image upright and normalised, for stages that work on pixels (denoise, detect)."""
+    with open_image(data, max_pixels=max_pixels) as (image_format, image):
+        decoded = decode(image, image_format)
+        # Closing the opened image frees its pixels; keep a copy when normalising returned the same object.
+        if decoded.image is image:
+            return Decoded(image_format, image.copy(), decoded.icc_profile, decoded.exif, decoded.xmp)
+        return decoded

@@ -9,7 +9,7 @@ from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 from pydantic import JsonValue, TypeAdapter
 
-from pixtools_ingest.imaging import extract_metadata
+from pixtools_imaging import extract_metadata
 
 LIMIT = 50_000_000
 

@@ -9,7 +9,7 @@ from typing import Final
 
 from PIL import Image
 
-from pixtools_ingest.imaging.errors import CorruptImage, ImageTooLarge
+from pixtools_imaging.errors import CorruptImage, ImageTooLarge
 
 # What Pillow's plugins and codecs raise on malformed data (its own fuzzers expect the same family).
 # MemoryError is deliberately absent: the pixel limit is checked first, so running out is a real fault.

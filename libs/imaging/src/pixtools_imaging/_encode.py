@@ -9,7 +9,7 @@ from typing import Final
 
 from PIL import Image, PngImagePlugin
 
-from pixtools_ingest.imaging._formats import CONTENT_TYPES
+from pixtools_imaging._formats import CONTENT_TYPES
 
 DEFAULT_QUALITY: Final[dict[str, int]] = {"jpeg": 85, "webp": 80, "avif": 60}
 # Measured on COCO photos (bench/imaging/RESULTS.md): each is the knee of its time/size curve.

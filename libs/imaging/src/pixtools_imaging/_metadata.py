@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
-from pixtools_ingest.imaging._decode import open_image
-from pixtools_ingest.imaging._exif import gps_position, orientation_of, read_exif, readable_exif
-from pixtools_ingest.imaging._formats import CONTENT_TYPES
-from pixtools_ingest.imaging._normalise import has_alpha, swaps_axes
+from pixtools_imaging._decode import open_image
+from pixtools_imaging._exif import gps_position, orientation_of, read_exif, readable_exif
+from pixtools_imaging._formats import CONTENT_TYPES
+from pixtools_imaging._normalise import has_alpha, swaps_axes
 
 
 def extract_metadata(data: bytes, *, max_pixels: int) -> dict[str, JsonValue]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pixtools_ingest.imaging import ImageInfo, probe, sniff
+from pixtools_imaging import ImageInfo, probe, sniff
 
 LIMIT = 50_000_000
 

@@ -9,7 +9,7 @@ from typing import Final
 from PIL import ExifTags, Image
 from pydantic import JsonValue
 
-from pixtools_ingest.imaging._guard import DECODER_ERRORS
+from pixtools_imaging._guard import DECODER_ERRORS
 
 ORIENTATION: Final = ExifTags.Base.Orientation
 _MAKER_NOTE: Final = ExifTags.Base.MakerNote

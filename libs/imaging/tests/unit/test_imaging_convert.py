@@ -6,7 +6,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from pixtools_contracts import ConvertParams
-from pixtools_ingest.imaging import convert
+from pixtools_imaging import convert
 
 LIMIT = 50_000_000
 RED, BLUE = (255, 0, 0), (0, 0, 255)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixtools_contracts import ResizeParams
-from pixtools_ingest.imaging import resize
+from pixtools_imaging import resize
 
 LIMIT = 50_000_000
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from PIL import Image
 
 from pixtools_contracts import ConvertParams, ResizeParams
-from pixtools_ingest.imaging._decode import decode, header_orientation, open_image
-from pixtools_ingest.imaging._encode import EncodedImage, encode
-from pixtools_ingest.imaging._exif import exif_for_output
-from pixtools_ingest.imaging._formats import OUTPUT_FAMILY
-from pixtools_ingest.imaging._geometry import ResizePlan, plan_resize
-from pixtools_ingest.imaging._guard import check_pixels
-from pixtools_ingest.imaging._normalise import swaps_axes
+from pixtools_imaging._decode import decode, header_orientation, open_image
+from pixtools_imaging._encode import EncodedImage, encode
+from pixtools_imaging._exif import exif_for_output
+from pixtools_imaging._formats import OUTPUT_FAMILY
+from pixtools_imaging._geometry import ResizePlan, plan_resize
+from pixtools_imaging._guard import check_pixels
+from pixtools_imaging._normalise import swaps_axes
 
 # Pillow: with a gap of 3 the cheap integer reduce first is indistinguishable from a pure Lanczos pass.
 REDUCING_GAP = 3.0
