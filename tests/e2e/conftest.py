@@ -34,6 +34,14 @@ def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def vision_stack(stack) -> Stack:
+    """The stack with the detect and denoise stages too (they load their models from ../shared/models)."""
+    for name in ("detect",):
+        stack.start(name)
+    return stack
+
+
+@pytest.fixture
 def s3_stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
     """The same stack storing objects in a fresh bucket of the S3-compatible server."""
     from pixtools_platform.blobstore import S3BlobStore

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"
+GPU_STAGES = ("denoise", "detect")
 
 
 def free_port() -> int:
@@ -48,7 +51,10 @@ class Stack:
         env = {**self.env, **overrides}
         env["PIXTOOLS_PORT" if name == "gateway" else "PIXTOOLS_OPS_PORT"] = str(self.ports[name])
         log = (self.log_dir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen([str(BIN / f"pixtools-{name}")], env=env, stdout=log, stderr=log)
+        command = [str(BIN / f"pixtools-{name}")]
+        if name in GPU_STAGES:
+            command.append("serve")
+        self.processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:
@@ -103,4 +109,5 @@ def stack_environment(*, amqp_url: str, database_url: str, namespace: str, blob_
         "PIXTOOLS_DRAIN_SECONDS": "5",
         "PIXTOOLS_RELAY_POLL_S": "0.2",
         "PIXTOOLS_AUTH_CACHE_S": "0",
+        "PIXTOOLS_MODELS_DIR": os.environ.get("PIXTOOLS_MODELS_DIR", str(SHARED / "models")),
     }

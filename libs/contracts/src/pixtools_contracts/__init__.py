@@ -3,6 +3,7 @@
 from pixtools_contracts._asyncapi import asyncapi_document
 from pixtools_contracts._events import (
     EVENT_TYPES,
+    DetectedObject,
     ErrorInfo,
     Event,
     JobCancelled,
@@ -11,6 +12,7 @@ from pixtools_contracts._events import (
     JobOutput,
     JobSubmitted,
     ObjectRef,
+    ObjectsDetected,
     StepCompleted,
     StepError,
     StepFailed,
@@ -76,6 +78,7 @@ __all__ = [
     "DenoiseStep",
     "DetectParams",
     "DetectStep",
+    "DetectedObject",
     "ErrorInfo",
     "Event",
     "JobCancelled",
@@ -86,6 +89,7 @@ __all__ = [
     "MetadataParams",
     "MetadataStep",
     "ObjectRef",
+    "ObjectsDetected",
     "Operation",
     "Parallel",
     "Pipeline",

@@ -17,6 +17,7 @@ _SUMMARIES = {
     "job.completed.v1": "A job succeeded or partially failed; lists its outputs.",
     "job.failed.v1": "A job failed; lists the failed steps.",
     "job.cancelled.v1": "A job was cancelled.",
+    "objects.detected.v1": "A detect step's boxes, scores, classes and per-class counts for one image.",
 }
 
 

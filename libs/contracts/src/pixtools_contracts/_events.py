@@ -54,6 +54,10 @@ class StepOutput(ObjectRef):
         description="'image' is the step's result image; 'artifact' is a side result such as JSON or an overlay."
     )
 
+    def ref(self) -> ObjectRef:
+        """The stored object alone, as a later step's input."""
+        return ObjectRef.model_validate(self.model_dump(include=set(ObjectRef.model_fields)))
+
 
 class ErrorInfo(Contract):
     """Why a step failed."""
@@ -168,6 +172,30 @@ class JobFailed(Event):
     submitted_at: datetime = Field(description="When the job was accepted.")
 
 
+class DetectedObject(Contract):
+    """One detected object."""
+
+    xyxy: tuple[float, float, float, float] = Field(
+        description="Box corners x1, y1, x2, y2 in original image pixels (x2, y2 exclusive edges)."
+    )
+    score: float = Field(ge=0.0, le=1.0, description="Objectness x class score.")
+    class_id: int = Field(ge=0, description="Index in the model's class list.")
+    class_name: str = Field(description="Class name, for example 'person'.")
+
+
+class ObjectsDetected(Event):
+    """A detect step found objects (or none) in an image: for teams that consume detections."""
+
+    type: Literal["objects.detected.v1"] = "objects.detected.v1"
+    step_id: str = Field(description="Detect step id in the job tree.")
+    image: ObjectRef = Field(description="The image that was analysed.")
+    model_id: str = Field(description="Detector model name, for example 'yolox_nano'.")
+    model_sha256: str = Field(description="Hex SHA-256 of the model file.")
+    detections: list[DetectedObject] = Field(description="Detections, best score first.")
+    counts: dict[str, int] = Field(description="Detections per class name.")
+    overlay: ObjectRef | None = Field(default=None, description="Annotated overlay image, when requested.")
+
+
 class JobCancelled(Event):
     """A job was cancelled by its owner; late results are ignored."""
 
@@ -186,6 +214,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobCompleted,
         JobFailed,
         JobCancelled,
+        ObjectsDetected,
     )
 }
 

@@ -104,10 +104,10 @@ def _mul(c: _Converter, node: onnx.NodeProto, attrs: dict[str, Any]) -> fx.Node:
     left, right = node.input
     for data, gate in ((left, right), (right, left)):
         producer = c.producers.get(gate)
-        if producer is not None and producer.op_type == "Sigmoid" and producer.input[0] == data:
-            if c.consumers.get(gate) == 1:
-                # x * sigmoid(x) is SiLU; the fused kernel reads the activation once instead of three times.
-                return c.graph.call_function(F.silu, (c.value(data),))
+        fusable = producer is not None and producer.op_type == "Sigmoid" and producer.input[0] == data
+        if fusable and c.consumers.get(gate) == 1:
+            # x * sigmoid(x) is SiLU; the fused kernel reads the activation once instead of three times.
+            return c.graph.call_function(F.silu, (c.value(data),))
     return c.graph.call_function(operator.mul, (c.value(left), c.value(right)))
 
 
@@ -143,7 +143,7 @@ def _resize(c: _Converter, node: onnx.NodeProto, attrs: dict[str, Any]) -> fx.No
 
 
 def _max_pool(c: _Converter, node: onnx.NodeProto, attrs: dict[str, Any]) -> fx.Node:
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "kernel_size": tuple(attrs["kernel_shape"]),
         "stride": tuple(attrs.get("strides", [1, 1])),
         "padding": _symmetric_pads(attrs),

@@ -5,7 +5,6 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any, TypeVar
 
 from pixtools_contracts import (
@@ -19,13 +18,13 @@ from pixtools_contracts import (
     StepRequested,
     envelope_of,
     next_requests,
-    output_key,
     step_failed,
     step_started,
 )
 from pixtools_imaging import EncodedImage, ImageError, convert, extract_metadata, resize
 from pixtools_ingest.errors import UnknownOperation
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
+from pixtools_platform.outputs import store_output
 
 T = TypeVar("T")
 PRODUCER = "ingest"
@@ -84,47 +83,32 @@ async def _apply(
     elif isinstance(spec, MetadataStep):
         metadata = await deps.run_cpu(lambda: extract_metadata(data, max_pixels=deps.max_pixels))
         body = json.dumps(metadata, sort_keys=True).encode()
-        artifact = await _store(request, deps, "metadata", "json", body, "application/json", role="artifact")
+        artifact = await store_output(
+            deps.blobs,
+            request,
+            name="metadata",
+            extension="json",
+            data=body,
+            content_type="application/json",
+            role="artifact",
+        )
         return request.input, [artifact], dict(metadata)
     else:
         raise UnknownOperation(f"ingest does not run {spec.op!r}")
     output = await _store_image(request, deps, encoded)
-    return _as_ref(output), [output], None
+    return output.ref(), [output], None
 
 
 async def _store_image(request: StepRequested, deps: Dependencies, image: EncodedImage) -> StepOutput:
     extension = "jpg" if image.format == "jpeg" else image.format
-    return await _store(
-        request, deps, "image", extension, image.data, image.content_type, "image", image.width, image.height
+    return await store_output(
+        deps.blobs,
+        request,
+        name="image",
+        extension=extension,
+        data=image.data,
+        content_type=image.content_type,
+        role="image",
+        width=image.width,
+        height=image.height,
     )
-
-
-async def _store(
-    request: StepRequested,
-    deps: Dependencies,
-    name: str,
-    extension: str,
-    data: bytes,
-    content_type: str,
-    role: str,
-    width: int | None = None,
-    height: int | None = None,
-) -> StepOutput:
-    key = output_key(request, name, extension)
-    await deps.blobs.put(key, data, content_type)
-    return StepOutput.model_validate(
-        {
-            "key": key,
-            "content_type": content_type,
-            "bytes": len(data),
-            "sha256": sha256(data).hexdigest(),
-            "width": width,
-            "height": height,
-            "name": name,
-            "role": role,
-        }
-    )
-
-
-def _as_ref(output: StepOutput) -> ObjectRef:
-    return ObjectRef.model_validate(output.model_dump(include=set(ObjectRef.model_fields)))

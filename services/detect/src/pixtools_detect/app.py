@@ -1,0 +1,69 @@
+"""The detect worker's factory and composition root."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from pixtools_detect import subscribers
+from pixtools_detect.detector import TorchDetector
+from pixtools_detect.handlers import Dependencies
+from pixtools_detect.settings import DetectSettings
+from pixtools_platform.blobstore import BlobStore
+from pixtools_platform.broker import Publisher
+from pixtools_platform.logs import configure_logging
+from pixtools_platform.runtime import run
+from pixtools_platform.telemetry import configure_tracing
+from pixtools_platform.worker import StageWorker, Wiring
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: DetectSettings) -> StageWorker:
+    """Build the detect worker; the model loads once when the worker starts."""
+    # Decoding and overlays run here; inference runs in the micro-batcher's own thread.
+    executor = ThreadPoolExecutor(2, thread_name_prefix="detect-io")
+    detectors: list[TorchDetector] = []
+
+    async def run_cpu(work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, work)
+
+    async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
+        detector = await asyncio.to_thread(
+            TorchDetector.from_models_dir,
+            settings.models_dir,
+            model_file=settings.model_file,
+            classes_file=settings.classes_file,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            max_wait_s=settings.max_wait_s,
+        )
+        await detector.start()
+        detectors.append(detector)
+        log.info("model loaded", extra={"model": detector.model_id, "sha256": detector.network.sha256})
+        deps = Dependencies(
+            blobs=blobs,
+            detector=detector,
+            run_cpu=run_cpu,
+            announce=publisher.publish,
+            max_pixels=settings.max_pixels,
+            overlay_quality=settings.overlay_quality,
+        )
+        return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
+
+    async def release() -> None:
+        for detector in detectors:
+            await detector.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+    return StageWorker(settings, service="detect", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
+
+
+def serve() -> None:
+    """Run the worker until SIGTERM; refuses to start when the model files are missing."""
+    settings = DetectSettings()
+    configure_logging("detect", settings.log_level, settings.log_json)
+    configure_tracing("detect", settings.otel_endpoint)
+    run(lambda: create_app(settings))

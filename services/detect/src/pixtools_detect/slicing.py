@@ -1,0 +1,57 @@
+"""Where the slices of an image go (SAHI style): overlapping windows that cover it, plus the whole frame."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pixtools_contracts import SahiParams
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of the image in pixels, half-open: columns x0..x1-1, rows y0..y1-1."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return self.y1 - self.y0
+
+
+def slice_starts(length: int, size: int, overlap: float) -> list[int]:
+    """Window offsets along an axis, stepping by size*(1-overlap), the last one flush with the end."""
+    if length <= size:
+        return [0]
+    step = max(1, size - int(overlap * size))
+    starts = list(range(0, length - size, step))
+    # Shifting the last window back to end at the border keeps every slice full size, so none needs padding.
+    starts.append(length - size)
+    return starts
+
+
+def slice_windows(width: int, height: int, size: int, overlap: float) -> list[Window]:
+    """Overlapping windows covering a width x height image, row by row."""
+    return [
+        Window(x, y, min(x + size, width), min(y + size, height))
+        for y in slice_starts(height, size, overlap)
+        for x in slice_starts(width, size, overlap)
+    ]
+
+
+def plan_windows(width: int, height: int, sahi: SahiParams | Literal[False]) -> list[Window]:
+    """The windows one image is inferred on: the whole frame alone, or slices (plus the whole frame if asked)."""
+    whole = Window(0, 0, width, height)
+    if sahi is False or (width <= sahi.slice and height <= sahi.slice):
+        return [whole]
+    windows = slice_windows(width, height, sahi.slice, sahi.overlap)
+    if sahi.full_image:
+        windows.append(whole)
+    return windows
