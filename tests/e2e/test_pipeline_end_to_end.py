@@ -95,6 +95,7 @@ def test_upload_reaches_signed_webhook_and_job_completed_event(stack, tenant_key
         job = wait_terminal(client, job_id)
         assert job["state"] == "succeeded", job
         assert [step["state"] for step in job["steps"]] == ["succeeded"] * 4
+        assert [output["step"] for output in job["outputs"]] == ["1.0.0", "1.1.0", "1.2.0"], "outputs in tree order"
         by_type = {output["content_type"]: output for output in job["outputs"]}
         assert set(by_type) == {"image/webp", "image/avif", "application/json"}
         assert (by_type["image/webp"]["width"], by_type["image/webp"]["height"]) == (256, 192)

@@ -1,6 +1,7 @@
 """Jobs: submit, read, list, stream progress and download outputs."""
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
@@ -21,9 +22,11 @@ from pixtools_gateway.handlers.submit import Submission, submit_job
 from pixtools_gateway.views import JobAccepted, JobPage, JobState, JobView
 from pixtools_gateway.webhook_targets import check_webhook_url
 from pixtools_platform.blobstore import BlobNotFound
+from pixtools_platform.logs import log_context
 from pixtools_platform.telemetry import current_trace_context
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
 
 _MULTIPART_BODY = {
     "requestBody": {
@@ -94,6 +97,8 @@ async def submit(
     )
     if created and shared.relay is not None:
         shared.relay.wake()
+    with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
+        log.info("job accepted" if created else "job replayed for an idempotency key", extra={"steps": job.step_count})
     accepted = JobAccepted(
         job_id=job.id,
         state=job.state,

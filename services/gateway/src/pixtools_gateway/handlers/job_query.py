@@ -4,6 +4,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import JSON, Select, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixtools_db import Job, Output, Step
@@ -22,18 +23,22 @@ _STEP_FIELDS = (
 _OUTPUT_FIELDS = ("id", "step_id", "op", "name", "content_type", "width", "height", "bytes", "sha256", "key")
 
 
-def _json_rows(table: Any, fields: tuple[str, ...], where: Any, order: Any) -> Any:
+def _json_rows(table: Any, fields: tuple[str, ...], where: Any, *order: Any) -> Any:
     pairs: list[Any] = []
     for field in fields:
         pairs += [literal_column(f"'{field}'"), getattr(table, field)]
-    rows = select(func.json_agg(func.json_build_object(*pairs).op("ORDER BY")(order))).where(where).scalar_subquery()
-    return func.coalesce(rows, literal_column("'[]'::json"), type_=JSON)
+    rows = select(func.json_agg(aggregate_order_by(func.json_build_object(*pairs), *order))).where(where)
+    return func.coalesce(rows.scalar_subquery(), literal_column("'[]'::json"), type_=JSON)
 
 
 def job_query(tenant_id: uuid.UUID, job_id: uuid.UUID) -> Select[Any]:
     """One statement returning the job's columns, its steps in tree order and its final outputs."""
     steps = _json_rows(Step, _STEP_FIELDS, Step.job_id == Job.id, Step.position)
-    outputs = _json_rows(Output, _OUTPUT_FIELDS, (Output.job_id == Job.id) & Output.is_final, Output.created_at)
+    # Outputs follow the tree order of the steps that made them, then their names.
+    position = select(Step.position).where(Step.job_id == Output.job_id, Step.step_id == Output.step_id)
+    outputs = _json_rows(
+        Output, _OUTPUT_FIELDS, (Output.job_id == Job.id) & Output.is_final, position.scalar_subquery(), Output.name
+    )
     return select(Job, steps.label("steps"), outputs.label("outputs")).where(
         Job.id == job_id, Job.tenant_id == tenant_id
     )
