@@ -1,6 +1,6 @@
 """The pipeline vocabulary: steps, parallel forks, validation limits and the routing slip."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Discriminator, Field, RootModel, Tag, model_validator
@@ -200,11 +200,11 @@ def flatten(slip: list[SlipNode], parent_id: str | None = None) -> list[PlannedS
     return steps
 
 
-def descendants(steps: list[PlannedStepInfo], step_id: str) -> set[str]:
-    """Ids of every step downstream of a step."""
+def descendants(parents: Mapping[str, str | None], step_id: str) -> set[str]:
+    """Ids of every step fed, directly or not, by `step_id`, given each step's parent."""
     children: dict[str | None, list[str]] = {}
-    for step in steps:
-        children.setdefault(step.parent_id, []).append(step.id)
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
     found: set[str] = set()
     frontier = list(children.get(step_id, []))
     while frontier:

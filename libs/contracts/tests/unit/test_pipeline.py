@@ -92,8 +92,9 @@ def test_plan_gives_every_step_a_path_id_and_marks_leaves() -> None:
         ("1.1.0", "0", True),
         ("1.2.0", "0", True),
     ]
-    assert descendants(steps, "0") == {"1.0.0", "1.1.0", "1.2.0"}
-    assert descendants(steps, "1.0.0") == set()
+    parents = {step.id: step.parent_id for step in steps}
+    assert descendants(parents, "0") == {"1.0.0", "1.1.0", "1.2.0"}
+    assert descendants(parents, "1.0.0") == set()
 
 
 def test_slip_after_the_first_step_fans_out_to_every_branch() -> None:

@@ -3,8 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from sqlalchemy import select
@@ -53,28 +52,27 @@ def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
         )
 
 
-@dataclass(frozen=True)
-class PendingMessage:
-    """An outbox row ready to publish."""
+class JsonPublisher(Protocol):
+    """Publishes an encoded event with confirms (satisfied by pixtools_platform's Publisher)."""
 
-    event_id: str
-    event_type: str
-    routing_key: str
-    body: bytes
-    headers: dict[str, str]
-
-
-Publish = Callable[[PendingMessage], Awaitable[None]]
+    async def publish_json(
+        self, routing_key: str, body: bytes, *, message_id: str, message_type: str, headers: Mapping[str, str]
+    ) -> None: ...
 
 
 class OutboxRelay:
     """Publishes unpublished rows in id order, claiming them with FOR UPDATE SKIP LOCKED so replicas share work."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], publish: Publish, *, batch: int = 100, poll_s: float = 0.5
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: JsonPublisher,
+        *,
+        batch: int = 100,
+        poll_s: float = 0.5,
     ) -> None:
         self._sessions = sessions
-        self._publish = publish
+        self._publisher = publisher
         self._batch = batch
         self._poll_s = poll_s
         self._wake = asyncio.Event()
@@ -109,7 +107,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            results = await asyncio.gather(*(self._publish(_pending(row)) for row in rows), return_exceptions=True)
+            results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
             published = 0
             for row, result in zip(rows, results, strict=True):
                 if isinstance(result, BaseException):
@@ -120,6 +118,15 @@ class OutboxRelay:
                     row.published_at = func.now()
                     published += 1
             return published
+
+    async def _publish(self, row: Outbox) -> None:
+        await self._publisher.publish_json(
+            row.routing_key,
+            row.body,
+            message_id=str(row.event_id),
+            message_type=row.event_type,
+            headers={str(key): str(value) for key, value in row.headers.items()},
+        )
 
     async def _run(self) -> None:
         while True:
@@ -136,13 +143,3 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
-
-
-def _pending(row: Outbox) -> PendingMessage:
-    return PendingMessage(
-        event_id=str(row.event_id),
-        event_type=row.event_type,
-        routing_key=row.routing_key,
-        body=row.body,
-        headers={str(key): str(value) for key, value in row.headers.items()},
-    )

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
 
@@ -64,16 +64,14 @@ class MicroBatcher(Generic[In, Out]):
         self._pending: deque[_Pending[In, Out]] = deque()
         self._condition = threading.Condition()
         self._closing = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        """Start the worker thread; results are delivered to the running event loop."""
+        """Start the worker thread."""
         if self._thread is not None:
             raise RuntimeError(f"batcher {self._name!r} is already started")
-        self._loop = asyncio.get_running_loop()
-        self._stopped = self._loop.create_future()
+        self._stopped = asyncio.get_running_loop().create_future()
         self._thread = threading.Thread(target=self._work, name=f"batcher-{self._name}", daemon=True)
         self._thread.start()
 
@@ -109,7 +107,8 @@ class MicroBatcher(Generic[In, Out]):
             while (batch := self._next_batch()) is not None:
                 self._run(batch)
         finally:
-            self._call_on_loop(_resolve, self._stopped, None)
+            if self._stopped is not None:
+                _deliver(self._stopped, _resolve, None)
 
     def _next_batch(self) -> list[_Pending[In, Out]] | None:
         """Block until a batch is due (full, oldest item old enough, or closing); None once closed and drained."""
@@ -145,24 +144,24 @@ class MicroBatcher(Generic[In, Out]):
                 raise RuntimeError(f"batch function of {self._name!r} returned {len(results)} results for {len(batch)}")
         except Exception as error:  # the error belongs to this batch's callers; the thread goes on
             for pending in batch:
-                self._call_on_loop(_fail, pending.future, error)
+                _deliver(pending.future, _fail, error)
             return
         finally:
             FORWARD_SECONDS.labels(self._name).observe(time.monotonic() - started)
         ITEMS_PROCESSED.labels(self._name).inc(len(batch))
         for pending, result in zip(batch, results, strict=True):
-            self._call_on_loop(_resolve, pending.future, result)
-
-    def _call_on_loop(self, callback: Callable[..., None], *args: object) -> None:
-        if self._loop is None:
-            return
-        # A closed loop raises RuntimeError; then nobody is left waiting for the result.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(callback, *args)
+            _deliver(pending.future, _resolve, result)
 
 
-def _resolve(future: "asyncio.Future[Out] | None", result: Out) -> None:
-    if future is not None and not future.done():
+def _deliver(future: "asyncio.Future[Any]", settle: Callable[..., None], value: object) -> None:
+    """Settle a future from the worker thread on the loop that owns it."""
+    # A closed loop raises RuntimeError; then nobody is left waiting for the value.
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(settle, future, value)
+
+
+def _resolve(future: "asyncio.Future[Out]", result: Out) -> None:
+    if not future.done():
         future.set_result(result)
 
 

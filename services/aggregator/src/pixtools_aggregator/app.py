@@ -17,7 +17,7 @@ from pixtools_aggregator.settings import AggregatorSettings
 from pixtools_aggregator.subscribers import SERVICE, build_consumer
 from pixtools_aggregator.webhooks import BreakerPolicy, RetrySchedule
 from pixtools_db import create_engine, session_factory
-from pixtools_db.outbox import OutboxRelay, PendingMessage
+from pixtools_db.outbox import OutboxRelay
 from pixtools_platform.broker import Consumer, Publisher, Topology, connect
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.netguard import AddressPolicy
@@ -51,16 +51,7 @@ class Aggregator:
         topology = Topology(settings.namespace)
         self._publisher = publisher = await Publisher.open(self._connection, topology)
 
-        async def publish(message: PendingMessage) -> None:
-            await publisher.publish_json(
-                message.routing_key,
-                message.body,
-                message_id=message.event_id,
-                message_type=message.event_type,
-                headers=message.headers,
-            )
-
-        self._relay = OutboxRelay(sessions, publish, poll_s=settings.outbox_poll_s)
+        self._relay = OutboxRelay(sessions, publisher, poll_s=settings.outbox_poll_s)
         self._sender = HttpxWebhookSender(
             policy=AddressPolicy.parse(settings.webhook_allow_cidrs, ports=None), timeout_s=settings.webhook_timeout_s
         )

@@ -3,6 +3,8 @@
 from collections.abc import Iterable
 from typing import Literal
 
+from pixtools_contracts import descendants
+
 StepState = Literal["pending", "running", "succeeded", "failed", "skipped"]
 JobState = Literal["accepted", "running", "succeeded", "partially_failed", "failed", "cancelled"]
 FinishedJobState = Literal["succeeded", "partially_failed", "failed"]
@@ -36,13 +38,4 @@ def all_terminal(step_states: Iterable[str]) -> bool:
 
 def downstream(parents: dict[str, str | None], step_id: str) -> set[str]:
     """Ids of every step fed, directly or not, by `step_id`, given each step's parent."""
-    children: dict[str | None, list[str]] = {}
-    for child, parent in parents.items():
-        children.setdefault(parent, []).append(child)
-    found: set[str] = set()
-    frontier = list(children.get(step_id, []))
-    while frontier:
-        current = frontier.pop()
-        found.add(current)
-        frontier.extend(children.get(current, []))
-    return found
+    return descendants(parents, step_id)

@@ -11,7 +11,7 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixtools_db import create_engine, session_factory
-from pixtools_db.outbox import OutboxRelay, PendingMessage
+from pixtools_db.outbox import OutboxRelay
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.api import docs, health, jobs, webhooks
 from pixtools_gateway.api.deps import Resources
@@ -72,17 +72,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         publisher = await Publisher.open(connection, Topology(settings.namespace))
         relay = None
         if settings.relay_enabled:
-
-            async def publish(message: PendingMessage) -> None:
-                await publisher.publish_json(
-                    message.routing_key,
-                    message.body,
-                    message_id=message.event_id,
-                    message_type=message.event_type,
-                    headers=message.headers,
-                )
-
-            relay = OutboxRelay(sessions, publish, poll_s=settings.relay_poll_s)
+            relay = OutboxRelay(sessions, publisher, poll_s=settings.relay_poll_s)
             relay.start()
         notifications = JobNotifications(settings.database_url)
         await notifications.start()
