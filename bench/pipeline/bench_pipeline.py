@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aio_pika
+import aiohttp
 import httpx
 from PIL import Image
 
@@ -134,23 +135,28 @@ async def throughput(
     return count / elapsed, [finished - started for _, started, finished in results], [job for job, _, _ in results]
 
 
-async def read_latency(client: httpx.AsyncClient, job_ids: list[str], rate: float, seconds: float) -> list[float]:
+async def read_latency(gateway_url: str, job_ids: list[str], rate: float, seconds: float) -> list[float]:
+    """Open-loop GETs at a fixed rate. aiohttp, because httpx's pool degrades with many queued requests and
+    would measure the client instead of the gateway."""
     latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(base_url=gateway_url, headers=HEADERS, connector=connector) as session:
 
-    async def read(job_id: str) -> None:
-        started = time.perf_counter()
-        response = await client.get(f"/v1/jobs/{job_id}")
-        response.raise_for_status()
-        latencies.append(time.perf_counter() - started)
+        async def read(job_id: str) -> None:
+            started = time.perf_counter()
+            async with session.get(f"/v1/jobs/{job_id}") as response:
+                response.raise_for_status()
+                await response.read()
+            latencies.append(time.perf_counter() - started)
 
-    tasks = []
-    began = time.perf_counter()
-    for index in range(int(rate * seconds)):
-        delay = began + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(read(job_ids[index % len(job_ids)])))
-    await asyncio.gather(*tasks)
+        tasks = []
+        began = time.perf_counter()
+        for index in range(int(rate * seconds)):
+            delay = began + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(read(job_ids[index % len(job_ids)])))
+        await asyncio.gather(*tasks)
     return latencies
 
 
@@ -163,7 +169,7 @@ async def run(args: argparse.Namespace, gateway_url: str) -> dict[str, float]:
         await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
         unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
         rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
-        reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
+    reads = await read_latency(gateway_url, job_ids, args.read_rate, args.read_seconds)
     await connection.close()
     single, parallel = bare_rates(jpeg, args.bare)
     return {
@@ -199,7 +205,7 @@ def main() -> None:
         "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
         "PIXTOOLS_LOG_LEVEL": "WARNING",
     }
-    with running_stack(ROOT, env=env, ports=PORTS) as stack:
+    with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
         figures = asyncio.run(run(args, stack.gateway_url))
     print(json.dumps({key: round(value, 3) for key, value in figures.items()}, indent=2))
 

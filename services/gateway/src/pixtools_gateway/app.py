@@ -1,6 +1,7 @@
 """The gateway's factory and composition root."""
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from time import perf_counter
 
@@ -79,6 +80,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.broker = connection
         reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.resources = Resources(settings, sessions, reader, blobs, notifications, relay)
+        # Objects alive after start-up live for the process: keep the collector from rescanning them.
+        gc.freeze()
         try:
             yield
         finally:

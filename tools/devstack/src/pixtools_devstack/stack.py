@@ -18,6 +18,7 @@ from pixtools_devstack.infra import InfraUnavailable, LocalInfra
 
 BIN = Path(sys.executable).parent
 GATEWAY_URL = "http://127.0.0.1:8000"
+GPU_STAGES = ("denoise", "detect")
 DEFAULT_PORTS = {"gateway": 8000, "ingest": 9101, "aggregator": 9102, "denoise": 9103, "detect": 9104}
 
 
@@ -56,6 +57,7 @@ class LocalStack:
     root: Path
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    gpu_stages: bool = True
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     infra: LocalInfra = field(default_factory=LocalInfra)
     services: list[Service] = field(default_factory=list)
@@ -67,7 +69,8 @@ class LocalStack:
         subprocess.run([str(BIN / "pixtools-admin"), "migrate"], env=env, check=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         names = ["gateway", "ingest", "aggregator"]
-        names += [name for name in ("denoise", "detect") if self._can_serve(name, env)]
+        if self.gpu_stages:
+            names += [name for name in GPU_STAGES if self._can_serve(name, env)]
         for name in names:
             port = self.ports[name]
             if name == "gateway":
@@ -78,7 +81,7 @@ class LocalStack:
                 )
             else:
                 command, ready, port_variable = (
-                    [str(BIN / f"pixtools-{name}")],
+                    [str(BIN / f"pixtools-{name}"), *(["serve"] if name in GPU_STAGES else [])],
                     f"http://127.0.0.1:{port}/readyz",
                     "PIXTOOLS_OPS_PORT",
                 )
@@ -138,10 +141,16 @@ class LocalStack:
 
 @contextlib.contextmanager
 def running_stack(
-    root: Path, env: dict[str, str] | None = None, ports: dict[str, int] | None = None
+    root: Path, env: dict[str, str] | None = None, ports: dict[str, int] | None = None, gpu_stages: bool = True
 ) -> Iterator[LocalStack]:
-    """A started stack that is stopped however the block ends."""
-    stack = LocalStack(root=root, log_dir=root / "var" / "logs", env=env or {}, ports=ports or dict(DEFAULT_PORTS))
+    """A started stack that is stopped however the block ends; `gpu_stages` adds denoise and detect."""
+    stack = LocalStack(
+        root=root,
+        log_dir=root / "var" / "logs",
+        env=env or {},
+        ports=ports or dict(DEFAULT_PORTS),
+        gpu_stages=gpu_stages,
+    )
     try:
         stack.start()
         yield stack

@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Select, func, literal_column, select
+from sqlalchemy import JSON, Select, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,7 +31,7 @@ def _json_rows(table: Any, fields: tuple[str, ...], where: Any, *order: Any) -> 
     return func.coalesce(rows.scalar_subquery(), literal_column("'[]'::json"), type_=JSON)
 
 
-def job_query(tenant_id: uuid.UUID, job_id: uuid.UUID) -> Select[Any]:
+def _job_query() -> Select[Any]:
     """One statement returning the job's columns, its steps in tree order and its final outputs."""
     steps = _json_rows(Step, _STEP_FIELDS, Step.job_id == Job.id, Step.position)
     # Outputs follow the tree order of the steps that made them, then their names.
@@ -40,15 +40,19 @@ def job_query(tenant_id: uuid.UUID, job_id: uuid.UUID) -> Select[Any]:
         Output, _OUTPUT_FIELDS, (Output.job_id == Job.id) & Output.is_final, position.scalar_subquery(), Output.name
     )
     return select(Job, steps.label("steps"), outputs.label("outputs")).where(
-        Job.id == job_id, Job.tenant_id == tenant_id
+        Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id")
     )
+
+
+# Built once: constructing and cache-keying this statement per request costs more than running it.
+JOB_QUERY = _job_query()
 
 
 async def fetch_job(
     connection: AsyncConnection, tenant_id: uuid.UUID, job_id: uuid.UUID
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]] | None:
     """(job row, step dicts, output dicts), or None when the tenant has no such job."""
-    row = (await connection.execute(job_query(tenant_id, job_id))).one_or_none()
+    row = (await connection.execute(JOB_QUERY, {"job_id": job_id, "tenant_id": tenant_id})).one_or_none()
     if row is None:
         return None
     return row, row.steps, row.outputs
