@@ -25,7 +25,6 @@ from pathlib import Path
 
 import aio_pika
 import aiohttp
-import httpx
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,14 +102,20 @@ class Completions:
         return future
 
 
-async def submit(client: httpx.AsyncClient, jpeg: bytes) -> tuple[str, float]:
+async def submit(client: aiohttp.ClientSession, jpeg: bytes) -> tuple[str, float]:
+    form = aiohttp.FormData()
+    form.add_field("file", jpeg, filename="p.jpg", content_type="image/jpeg")
+    form.add_field("pipeline", PIPELINE)
     started = time.perf_counter()
-    response = await client.post("/v1/jobs", files={"file": ("p.jpg", jpeg)}, data={"pipeline": PIPELINE})
-    response.raise_for_status()
-    return response.json()["job_id"], started
+    async with client.post("/v1/jobs", data=form) as response:
+        response.raise_for_status()
+        job_id: str = (await response.json())["job_id"]
+    return job_id, started
 
 
-async def unloaded_latency(client: httpx.AsyncClient, completions: Completions, jpeg: bytes, count: int) -> list[float]:
+async def unloaded_latency(
+    client: aiohttp.ClientSession, completions: Completions, jpeg: bytes, count: int
+) -> list[float]:
     latencies = []
     for _ in range(count):
         job_id, started = await submit(client, jpeg)
@@ -119,7 +124,7 @@ async def unloaded_latency(client: httpx.AsyncClient, completions: Completions, 
 
 
 async def throughput(
-    client: httpx.AsyncClient, completions: Completions, jpeg: bytes, count: int, concurrency: int
+    client: aiohttp.ClientSession, completions: Completions, jpeg: bytes, count: int, concurrency: int
 ) -> tuple[float, list[float], list[str]]:
     gate = asyncio.Semaphore(concurrency)
 
@@ -135,28 +140,25 @@ async def throughput(
     return count / elapsed, [finished - started for _, started, finished in results], [job for job, _, _ in results]
 
 
-async def read_latency(gateway_url: str, job_ids: list[str], rate: float, seconds: float) -> list[float]:
-    """Open-loop GETs at a fixed rate. aiohttp, because httpx's pool degrades with many queued requests and
-    would measure the client instead of the gateway."""
+async def read_latency(client: aiohttp.ClientSession, job_ids: list[str], rate: float, seconds: float) -> list[float]:
+    """Open-loop GETs at a fixed rate, whatever the answers' latency."""
     latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(base_url=gateway_url, headers=HEADERS, connector=connector) as session:
 
-        async def read(job_id: str) -> None:
-            started = time.perf_counter()
-            async with session.get(f"/v1/jobs/{job_id}") as response:
-                response.raise_for_status()
-                await response.read()
-            latencies.append(time.perf_counter() - started)
+    async def read(job_id: str) -> None:
+        started = time.perf_counter()
+        async with client.get(f"/v1/jobs/{job_id}") as response:
+            response.raise_for_status()
+            await response.read()
+        latencies.append(time.perf_counter() - started)
 
-        tasks = []
-        began = time.perf_counter()
-        for index in range(int(rate * seconds)):
-            delay = began + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(read(job_ids[index % len(job_ids)])))
-        await asyncio.gather(*tasks)
+    tasks = []
+    began = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        delay = began + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(read(job_ids[index % len(job_ids)])))
+    await asyncio.gather(*tasks)
     return latencies
 
 
@@ -164,12 +166,13 @@ async def run(args: argparse.Namespace, gateway_url: str) -> dict[str, float]:
     jpeg = sample_jpeg()
     completions = Completions()
     connection = await completions.listen(args.amqp_url)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=gateway_url, headers=HEADERS, timeout=60, limits=limits) as client:
+    # aiohttp rather than httpx: httpx's pool degrades with many queued requests and would measure the client.
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(base_url=gateway_url, headers=HEADERS, connector=connector) as client:
         await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
         unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
         rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
-    reads = await read_latency(gateway_url, job_ids, args.read_rate, args.read_seconds)
+        reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
     await connection.close()
     single, parallel = bare_rates(jpeg, args.bare)
     return {

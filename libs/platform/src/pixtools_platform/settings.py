@@ -55,6 +55,9 @@ class CommonSettings(BaseSettings):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     prefetch: int = Field(default=8, ge=1, le=1000, description="Messages a consumer holds at once.")
     drain_seconds: float = Field(default=30.0, gt=0, description="How long shutdown waits for in-flight work.")
+    announce_after_s: float = Field(
+        default=0.25, ge=0, description="A step still running after this long publishes step.started."
+    )
     ops_host: str = "0.0.0.0"
     ops_port: int = Field(default=0, description="Port of /healthz, /readyz and /metrics; 0 disables it.")
 

@@ -50,6 +50,7 @@ def create_app(settings: DetectSettings) -> StageWorker:
             announce=publisher.publish,
             max_pixels=settings.max_pixels,
             overlay_quality=settings.overlay_quality,
+            announce_after_s=settings.announce_after_s,
         )
         return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
 

@@ -1,6 +1,5 @@
 """The detect domain: find objects in one image, store what was asked for, say what comes next."""
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pixtools_imaging import ImageError, encode, load
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
 from pixtools_platform.broker import PermanentError
 from pixtools_platform.outputs import store_output
+from pixtools_platform.progress import announce_if_slow
 
 T = TypeVar("T")
 PRODUCER = "detect"
@@ -53,6 +53,7 @@ class Dependencies:
     announce: Callable[[Event], Coroutine[Any, Any, None]]
     max_pixels: int
     overlay_quality: int = 85
+    announce_after_s: float = 0.25
 
 
 async def run_detect(request: StepRequested, deps: Dependencies) -> list[Event]:
@@ -61,8 +62,7 @@ async def run_detect(request: StepRequested, deps: Dependencies) -> list[Event]:
     if not isinstance(spec, DetectStep):
         raise PermanentError(f"detect does not run {spec.op!r}")
     started_at = datetime.now(UTC)
-    announced = asyncio.create_task(deps.announce(step_started(request, PRODUCER)))
-    try:
+    async with announce_if_slow(deps.announce, step_started(request, PRODUCER), deps.announce_after_s):
         try:
             data = await deps.blobs.get(request.input.key)
             pixels = await deps.run_cpu(lambda: _rgb_pixels(data, deps.max_pixels))
@@ -78,8 +78,6 @@ async def run_detect(request: StepRequested, deps: Dependencies) -> list[Event]:
         if spec.params.overlay:
             overlay = await _store_overlay(request, deps, pixels, result)
             outputs.append(overlay)
-    finally:
-        await announced
     envelope = envelope_of(request, PRODUCER)
     following = next_requests(request, request.input, PRODUCER)
     detected = ObjectsDetected(

@@ -26,7 +26,13 @@ def create_app(settings: IngestSettings) -> StageWorker:
         return await asyncio.get_running_loop().run_in_executor(executor, work)
 
     async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
-        deps = Dependencies(blobs=blobs, run_cpu=run_cpu, announce=publisher.publish, max_pixels=settings.max_pixels)
+        deps = Dependencies(
+            blobs=blobs,
+            run_cpu=run_cpu,
+            announce=publisher.publish,
+            max_pixels=settings.max_pixels,
+            announce_after_s=settings.announce_after_s,
+        )
         return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
 
     async def release() -> None:

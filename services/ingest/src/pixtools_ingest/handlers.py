@@ -1,6 +1,5 @@
 """The ingest domain: run one CPU step and say what comes next."""
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pixtools_imaging import EncodedImage, ImageError, convert, extract_metadata
 from pixtools_ingest.errors import UnknownOperation
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
 from pixtools_platform.outputs import store_output
+from pixtools_platform.progress import announce_if_slow
 
 T = TypeVar("T")
 PRODUCER = "ingest"
@@ -38,13 +38,13 @@ class Dependencies:
     run_cpu: Callable[[Callable[[], T]], Awaitable[T]]
     announce: Callable[[Event], Coroutine[Any, Any, None]]
     max_pixels: int
+    announce_after_s: float = 0.25
 
 
 async def run_step(request: StepRequested, deps: Dependencies) -> list[Event]:
     """Run a resize, convert or metadata step; return the next requests and the step's outcome."""
     started_at = datetime.now(UTC)
-    announced = asyncio.create_task(deps.announce(step_started(request, PRODUCER)))
-    try:
+    async with announce_if_slow(deps.announce, step_started(request, PRODUCER), deps.announce_after_s):
         try:
             data = await deps.blobs.get(request.input.key)
         except BlobNotFound:
@@ -53,8 +53,6 @@ async def run_step(request: StepRequested, deps: Dependencies) -> list[Event]:
             image, outputs, result = await _apply(request, data, deps)
         except ImageError as error:
             return [step_failed(request, error.code, str(error), PRODUCER, started_at)]
-    finally:
-        await announced
     following = next_requests(request, image, PRODUCER)
     completed = StepCompleted(
         **envelope_of(request, PRODUCER),

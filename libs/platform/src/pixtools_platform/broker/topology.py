@@ -8,7 +8,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Abstr
 
 from pixtools_platform.broker.retry import RetryPolicy
 
-JOURNAL_KEYS = ("job.#", "step.started.#", "step.completed.#", "step.failed.#", "objects.#")
+JOURNAL_KEYS = ("job.#", "objects.#")
 JOURNAL_LENGTH = 100_000
 JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -61,7 +61,7 @@ class Topology:
             durable=True,
             arguments={"x-max-length": JOURNAL_LENGTH, "x-overflow": "drop-head", "x-message-ttl": JOURNAL_TTL_MS},
         )
-        # Notifications (job.*, step.started/completed/failed, objects.*) may have no subscriber yet; commands
+        # Notifications (job.*, objects.*) may have no subscriber yet; commands
         # (step.requested.*) are deliberately not journalled, so a command nobody consumes stays an error.
         for key in JOURNAL_KEYS:
             await journal.bind(events, routing_key=key)
