@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +32,25 @@ _OUTPUT_FIELDS = (
 )
 
 
+# Statements are built once: constructing and cache-keying them per event costs more than running them.
+_CLAIM = (
+    insert(Inbox)
+    .values(consumer=CONSUMER, event_id=bindparam("event_id"))
+    .on_conflict_do_nothing(index_elements=[Inbox.consumer, Inbox.event_id])
+    .returning(Inbox.event_id)
+)
+_LOCK_JOB = select(Job).where(Job.id == bindparam("job_id")).with_for_update()
+_STEPS = select(Step).where(Step.job_id == bindparam("job_id")).order_by(Step.position)
+_ADD_OUTPUTS = insert(Output).on_conflict_do_nothing(constraint="uq_outputs_job_step_name")
+_FINAL_OUTPUTS = (
+    select(Output)
+    .join(Step, (Step.job_id == Output.job_id) & (Step.step_id == Output.step_id))
+    .where(Output.job_id == bindparam("job_id"), Output.is_final.is_(True))
+    .order_by(Step.position, Output.name)
+)
+_NOTIFY = select(func.pg_notify(JOBS_CHANNEL, bindparam("job_id", type_=String)))
+
+
 class SqlJobRepository:
     """Jobs, steps and outputs in the session's transaction."""
 
@@ -40,40 +59,27 @@ class SqlJobRepository:
 
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
-        inserted = await self._session.scalar(
-            insert(Inbox)
-            .values(consumer=CONSUMER, event_id=event_id)
-            .on_conflict_do_nothing(index_elements=[Inbox.consumer, Inbox.event_id])
-            .returning(Inbox.event_id)
-        )
+        inserted = await self._session.scalar(_CLAIM, {"event_id": event_id})
         return inserted is not None
 
     async def lock_job(self, job_id: uuid.UUID) -> Job | None:
         """The job, locked FOR UPDATE until the transaction ends."""
-        return await self._session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+        return await self._session.scalar(_LOCK_JOB, {"job_id": job_id})
 
     async def steps(self, job_id: uuid.UUID) -> list[Step]:
         """The job's steps in tree order."""
-        return list(await self._session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position)))
+        return list(await self._session.scalars(_STEPS, {"job_id": job_id}))
 
     async def add_outputs(self, outputs: Sequence[Output]) -> None:
         """Insert outputs, keeping the first copy of any (job, step, name)."""
         if not outputs:
             return
         rows = [{"id": uuid.uuid4(), **{name: getattr(output, name) for name in _OUTPUT_FIELDS}} for output in outputs]
-        await self._session.execute(
-            insert(Output).values(rows).on_conflict_do_nothing(constraint="uq_outputs_job_step_name")
-        )
+        await self._session.execute(_ADD_OUTPUTS, rows)
 
     async def final_outputs(self, job_id: uuid.UUID) -> list[Output]:
         """The outputs listed as the job's results, in step order."""
-        query = (
-            select(Output)
-            .join(Step, (Step.job_id == Output.job_id) & (Step.step_id == Output.step_id))
-            .where(Output.job_id == job_id, Output.is_final.is_(True))
-            .order_by(Step.position, Output.name)
-        )
-        return list(await self._session.scalars(query))
+        return list(await self._session.scalars(_FINAL_OUTPUTS, {"job_id": job_id}))
 
     def stage(self, event: Event) -> None:
         """Put an event in the outbox."""
@@ -85,7 +91,7 @@ class SqlJobRepository:
 
     async def notify(self, job_id: uuid.UUID) -> None:
         """NOTIFY the jobs channel; Postgres delivers it only if the transaction commits."""
-        await self._session.execute(select(func.pg_notify(JOBS_CHANNEL, str(job_id))))
+        await self._session.execute(_NOTIFY, {"job_id": str(job_id)})
 
 
 @asynccontextmanager
