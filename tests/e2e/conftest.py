@@ -36,7 +36,7 @@ def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
 @pytest.fixture
 def vision_stack(stack) -> Stack:
     """The stack with the detect and denoise stages too (they load their models from ../shared/models)."""
-    for name in ("detect",):
+    for name in ("detect", "denoise"):
         stack.start(name)
     return stack
 

@@ -1,7 +1,7 @@
 """Storing a step's output at its deterministic key and describing it for the step's event."""
 
 from hashlib import sha256
-from typing import Literal
+from typing import Literal, Protocol
 
 from pixtools_contracts import StepOutput, StepRequested, output_key
 from pixtools_platform.blobstore import BlobStore
@@ -31,4 +31,38 @@ async def store_output(
         height=height,
         name=name,
         role=role,
+    )
+
+
+class EncodedPicture(Protocol):
+    """An encoded image as the imaging library returns it."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+
+async def store_image(blobs: BlobStore, request: StepRequested, image: EncodedPicture) -> StepOutput:
+    """Store a step's result image as its 'image' output."""
+    return await store_output(
+        blobs,
+        request,
+        name="image",
+        extension="jpg" if image.format == "jpeg" else image.format,
+        data=image.data,
+        content_type=image.content_type,
+        role="image",
+        width=image.width,
+        height=image.height,
     )

@@ -23,14 +23,16 @@ class DnCNN(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """Denoise a batch (N, 3, H, W); `valid` (N, 1, H, W) marks real pixels inside zero-padded tiles."""
+        """Denoise a batch (N, 3, H, W); `valid` (K, 1, H, W) marks the real pixels of the first K, padded, items."""
         if valid is None:
             return x - self.model(x)
         # Zeroing every activation outside the real pixels makes each conv see zeros there, exactly what its
         # own zero padding shows it at a true image border, so padded tiles match whole-frame inference.
-        features = x * valid
+        padded = valid.shape[0]
+        features = x.clone()
+        features[:padded] *= valid
         for layer in self.model:
             features = layer(features)
             if isinstance(layer, nn.ReLU):
-                features = features * valid
+                features[:padded] *= valid.to(features.dtype)
         return x - features

@@ -2,12 +2,14 @@
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from pixtools_detect import subscribers
 from pixtools_detect.detector import TorchDetector
+from pixtools_detect.errors import DetectError
 from pixtools_detect.handlers import Dependencies
 from pixtools_detect.settings import DetectSettings
 from pixtools_platform.blobstore import BlobStore
@@ -21,28 +23,16 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: DetectSettings) -> StageWorker:
-    """Build the detect worker; the model loads once when the worker starts."""
+def create_app(settings: DetectSettings, detector: TorchDetector) -> StageWorker:
+    """Build the detect worker around a loaded detector."""
     # Decoding and overlays run here; inference runs in the micro-batcher's own thread.
     executor = ThreadPoolExecutor(2, thread_name_prefix="detect-io")
-    detectors: list[TorchDetector] = []
 
     async def run_cpu(work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, work)
 
     async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
-        detector = await asyncio.to_thread(
-            TorchDetector.from_models_dir,
-            settings.models_dir,
-            model_file=settings.model_file,
-            classes_file=settings.classes_file,
-            device=settings.device,
-            batch_size=settings.batch_size,
-            max_wait_s=settings.max_wait_s,
-        )
         await detector.start()
-        detectors.append(detector)
-        log.info("model loaded", extra={"model": detector.model_id, "sha256": detector.network.sha256})
         deps = Dependencies(
             blobs=blobs,
             detector=detector,
@@ -55,16 +45,27 @@ def create_app(settings: DetectSettings) -> StageWorker:
         return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
 
     async def release() -> None:
-        for detector in detectors:
-            await detector.close()
+        await detector.close()
         executor.shutdown(wait=True, cancel_futures=True)
 
     return StageWorker(settings, service="detect", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
 
 
 def serve() -> None:
-    """Run the worker until SIGTERM; refuses to start when the model files are missing."""
+    """Load the model, then run the worker until SIGTERM; missing model files stop it before it connects."""
     settings = DetectSettings()
     configure_logging("detect", settings.log_level, settings.log_json)
     configure_tracing("detect", settings.otel_endpoint)
-    run(lambda: create_app(settings))
+    try:
+        detector = TorchDetector.from_models_dir(
+            settings.models_dir,
+            model_file=settings.model_file,
+            classes_file=settings.classes_file,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            max_wait_s=settings.max_wait_s,
+        )
+    except DetectError as error:
+        sys.exit(f"pixtools-detect: {error}")
+    log.info("model loaded", extra={"model": detector.model_id, "sha256": detector.network.sha256})
+    run(lambda: create_app(settings, detector))

@@ -20,10 +20,10 @@ from pixtools_contracts import (
     step_failed,
     step_started,
 )
-from pixtools_imaging import EncodedImage, ImageError, convert, extract_metadata, resize
+from pixtools_imaging import ImageError, convert, extract_metadata, resize
 from pixtools_ingest.errors import UnknownOperation
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
-from pixtools_platform.outputs import store_output
+from pixtools_platform.outputs import store_image, store_output
 from pixtools_platform.progress import announce_if_slow
 
 T = TypeVar("T")
@@ -93,20 +93,5 @@ async def _apply(
         return request.input, [artifact], dict(metadata)
     else:
         raise UnknownOperation(f"ingest does not run {spec.op!r}")
-    output = await _store_image(request, deps, encoded)
+    output = await store_image(deps.blobs, request, encoded)
     return output.ref(), [output], None
-
-
-async def _store_image(request: StepRequested, deps: Dependencies, image: EncodedImage) -> StepOutput:
-    extension = "jpg" if image.format == "jpeg" else image.format
-    return await store_output(
-        deps.blobs,
-        request,
-        name="image",
-        extension=extension,
-        data=image.data,
-        content_type=image.content_type,
-        role="image",
-        width=image.width,
-        height=image.height,
-    )

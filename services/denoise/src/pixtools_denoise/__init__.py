@@ -1,0 +1,18 @@
+"""PixTools denoise: DnCNN colour blind, tiled and micro-batched across concurrent images."""
+
+from pixtools_denoise.errors import DenoiseError, InvalidWeights, MissingWeights, UnsupportedImage
+from pixtools_denoise.inference import TorchDenoiser
+from pixtools_denoise.runner import InferenceConfig
+from pixtools_denoise.weights import Weights, default_models_dir, load_weights
+
+__all__ = [
+    "DenoiseError",
+    "InferenceConfig",
+    "InvalidWeights",
+    "MissingWeights",
+    "TorchDenoiser",
+    "UnsupportedImage",
+    "Weights",
+    "default_models_dir",
+    "load_weights",
+]

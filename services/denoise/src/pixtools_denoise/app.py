@@ -1,0 +1,72 @@
+"""The denoise worker's factory and composition root."""
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from pixtools_denoise import subscribers
+from pixtools_denoise.errors import DenoiseError
+from pixtools_denoise.handlers import Dependencies
+from pixtools_denoise.inference import TorchDenoiser
+from pixtools_denoise.runner import InferenceConfig
+from pixtools_denoise.settings import DenoiseSettings
+from pixtools_platform.blobstore import BlobStore
+from pixtools_platform.broker import Publisher
+from pixtools_platform.logs import configure_logging
+from pixtools_platform.runtime import run
+from pixtools_platform.telemetry import configure_tracing
+from pixtools_platform.worker import StageWorker, Wiring
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: DenoiseSettings, denoiser: TorchDenoiser) -> StageWorker:
+    """Build the denoise worker around a loaded denoiser."""
+    # Decoding and encoding run here; tiles run on the micro-batcher's own thread.
+    executor = ThreadPoolExecutor(2, thread_name_prefix="denoise-codec")
+
+    async def run_cpu(work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, work)
+
+    async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
+        await denoiser.start()
+        deps = Dependencies(
+            blobs=blobs,
+            denoiser=denoiser,
+            run_cpu=run_cpu,
+            announce=publisher.publish,
+            max_pixels=settings.max_pixels,
+            output_quality=settings.output_quality,
+            announce_after_s=settings.announce_after_s,
+        )
+        return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
+
+    async def release() -> None:
+        await denoiser.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+    return StageWorker(settings, service="denoise", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
+
+
+def serve() -> None:
+    """Load the weights, then run the worker until SIGTERM; missing or wrong weights stop it before it connects."""
+    settings = DenoiseSettings()
+    configure_logging("denoise", settings.log_level, settings.log_json)
+    configure_tracing("denoise", settings.otel_endpoint)
+    config = InferenceConfig(
+        device=settings.device,
+        precision=settings.precision,
+        tile_size=settings.tile_size,
+        max_batch=settings.max_batch,
+        max_wait_s=settings.max_wait_s,
+    )
+    try:
+        denoiser = TorchDenoiser.from_models_dir(settings.models_dir, config)
+    except DenoiseError as error:
+        sys.exit(f"pixtools-denoise: {error}")
+    log.info("weights loaded", extra={"model": denoiser.model_id, "sha256": denoiser.weights_sha256})
+    run(lambda: create_app(settings, denoiser))
