@@ -74,14 +74,16 @@ def _request(pipeline: list[object], data: bytes, blobs: MemoryBlobStore) -> Ste
     )
 
 
-def _deps(blobs: MemoryBlobStore, announced: list[Event]) -> Dependencies:
+def _deps(blobs: MemoryBlobStore, announced: list[Event], announce_after_s: float = 0.25) -> Dependencies:
     async def run_cpu(work: Callable[[], T]) -> T:
         return work()
 
     async def announce(event: Event) -> None:
         announced.append(event)
 
-    return Dependencies(blobs=blobs, run_cpu=run_cpu, announce=announce, max_pixels=50_000_000)
+    return Dependencies(
+        blobs=blobs, run_cpu=run_cpu, announce=announce, max_pixels=50_000_000, announce_after_s=announce_after_s
+    )
 
 
 async def test_resize_stores_its_output_at_a_deterministic_key_and_requests_every_branch() -> None:
@@ -93,7 +95,7 @@ async def test_resize_stores_its_output_at_a_deterministic_key_and_requests_ever
     request = _request(pipeline, _jpeg(), blobs)
     *following, completed = await run_step(request, _deps(blobs, announced))
     assert isinstance(completed, StepCompleted)
-    assert [type(event) for event in announced] == [StepStarted]
+    assert announced == [], "a step faster than the threshold announces no start"
     key = f"jobs/{request.tenant_id}/{request.job_id}/steps/0/image.jpg"
     assert completed.image.key == key
     assert key in blobs.objects
@@ -153,3 +155,11 @@ async def test_pixel_limit_fails_the_step(limit: int) -> None:
     [failed] = await run_step(request, deps)
     assert isinstance(failed, StepFailed)
     assert failed.error.code == "image.too_large"
+
+
+async def test_a_step_slower_than_the_threshold_announces_its_start() -> None:
+    blobs, announced = MemoryBlobStore(), []
+    request = _request([{"op": "convert", "params": {"format": "png"}}], _jpeg(), blobs)
+    await run_step(request, _deps(blobs, announced, announce_after_s=0))
+    assert [type(event) for event in announced] == [StepStarted]
+    assert announced[0].step_id == "0"  # type: ignore[attr-defined]
