@@ -20,6 +20,10 @@ async def announce_if_slow(
     Most CPU steps finish in milliseconds, and a 'started' event for each would double the aggregator's
     work for a state no client could observe. Long steps (big images, GPU work) still show as running.
     """
+    if after_s <= 0:
+        await announce(event)
+        yield
+        return
     publishing = False
 
     async def later() -> None:
