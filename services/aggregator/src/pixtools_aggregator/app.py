@@ -108,7 +108,7 @@ class Aggregator:
 
     def _wake(self, applied: Applied) -> None:
         if applied.staged and self._relay is not None:
-            self._relay.wake()
+            self._relay.dispatch_soon(applied.staged)
         if applied.webhook and self._dispatcher is not None:
             self._dispatcher.wake()
 

@@ -82,7 +82,7 @@ async def submit(
     if webhook_url:
         await check_webhook_url(webhook_url, settings.webhook_allow_cidrs)
     checked = probe_upload(data, max_pixels=settings.max_pixels)
-    job, created = await submit_job(
+    submitted = await submit_job(
         shared.sessions,
         shared.blobs,
         Submission(
@@ -95,10 +95,12 @@ async def submit(
             traceparent=current_trace_context().get("traceparent"),
         ),
     )
-    if created and shared.relay is not None:
-        shared.relay.wake()
+    job = submitted.job
+    if shared.relay is not None:
+        shared.relay.dispatch_soon(submitted.events)
     with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
-        log.info("job accepted" if created else "job replayed for an idempotency key", extra={"steps": job.step_count})
+        message = "job accepted" if submitted.created else "job replayed for an idempotency key"
+        log.info(message, extra={"steps": job.step_count})
     accepted = JobAccepted(
         job_id=job.id,
         state=job.state,

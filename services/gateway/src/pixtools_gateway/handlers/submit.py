@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import (
+    Event,
     JobSubmitted,
     ObjectRef,
     Pipeline,
@@ -59,22 +60,29 @@ def request_fingerprint(submission: Submission) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-async def submit_job(
-    sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, submission: Submission
-) -> tuple[Job, bool]:
-    """Store the original, then commit job, steps and outbox together; returns (job, created)."""
+@dataclass(frozen=True)
+class Submitted:
+    """The job, whether this request created it, and the events committed with it (none for a replay)."""
+
+    job: Job
+    created: bool
+    events: list[Event]
+
+
+async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, submission: Submission) -> Submitted:
+    """Store the original, then commit job, steps and outbox together."""
     fingerprint = request_fingerprint(submission)
     if submission.idempotency_key:
         async with sessions() as session:
             existing = await _existing(session, submission, fingerprint)
             if existing is not None:
-                return existing, False
+                return Submitted(existing, False, [])
     job_id = uuid.uuid4()
     key = original_key(submission.tenant_id, job_id)
     await blobs.put(key, submission.upload.data, submission.upload.content_type)
     try:
         async with sessions.begin() as session:
-            job = _stage_job(session, job_id, key, submission, fingerprint)
+            job, events = _stage_job(session, job_id, key, submission, fingerprint)
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its job.
         await blobs.delete([key])
@@ -82,8 +90,8 @@ async def submit_job(
             existing = await _existing(session, submission, fingerprint)
         if existing is None:
             raise
-        return existing, False
-    return job, True
+        return Submitted(existing, False, [])
+    return Submitted(job, True, events)
 
 
 async def _existing(session: AsyncSession, submission: Submission, fingerprint: str) -> Job | None:
@@ -95,7 +103,9 @@ async def _existing(session: AsyncSession, submission: Submission, fingerprint: 
     return job
 
 
-def _stage_job(session: AsyncSession, job_id: uuid.UUID, key: str, submission: Submission, fingerprint: str) -> Job:
+def _stage_job(
+    session: AsyncSession, job_id: uuid.UUID, key: str, submission: Submission, fingerprint: str
+) -> tuple[Job, list[Event]]:
     upload = submission.upload
     slip = plan(submission.pipeline)
     steps = flatten(slip)
@@ -157,5 +167,6 @@ def _stage_job(session: AsyncSession, job_id: uuid.UUID, key: str, submission: S
         StepRequested(**envelope, service=service_for(step.spec.op), input=original, step=step, remaining=rest)
         for step, rest in first_steps(slip)
     ]
-    add_events(session, [submitted, *requests])
-    return job
+    events: list[Event] = [submitted, *requests]
+    add_events(session, events)
+    return job, events
