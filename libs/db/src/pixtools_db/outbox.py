@@ -75,9 +75,10 @@ class OutboxRelay:
 
     The writer hands its just-committed events to `dispatch_soon`, which publishes them with confirms and marks
     their rows; that is one UPDATE instead of a claiming transaction per commit. The polling loop only claims rows
-    older than `grace_s`, with FOR UPDATE SKIP LOCKED so replicas share the work, which covers a process that
-    died between its commit and its publish. A row published by both paths reaches consumers twice, which they
-    already tolerate (at-least-once delivery, deduplication by event id).
+    older than `grace_s` that this process is not publishing itself, with FOR UPDATE SKIP LOCKED so replicas share
+    the work; it covers a process that died between its commit and its publish. Should both paths still publish
+    a row (a dispatch stalled past the grace period), consumers see it twice, which they already tolerate
+    (at-least-once delivery, deduplication by event id, deterministic output keys).
     """
 
     def __init__(
@@ -87,7 +88,7 @@ class OutboxRelay:
         *,
         batch: int = 100,
         poll_s: float = 0.5,
-        grace_s: float = 1.0,
+        grace_s: float = 10.0,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
@@ -97,6 +98,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dispatching: set[asyncio.Task[None]] = set()
+        self._in_flight: set[object] = set()
+        self._to_mark: list[object] = []
+        self._mark_wake = asyncio.Event()
+        self._marker: asyncio.Task[None] | None = None
 
     def dispatch_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Publish events whose transaction has just committed, without waiting for the polling loop."""
@@ -106,18 +111,34 @@ class OutboxRelay:
             task.add_done_callback(self._dispatching.discard)
 
     async def _dispatch(self, events: list[OutboxEvent]) -> None:
+        self._in_flight |= {event.event_id for event in events}
         results = await asyncio.gather(*(self._publish_event(event) for event in events), return_exceptions=True)
-        published = [event.event_id for event, result in zip(events, results, strict=True) if result is None]
-        if len(published) < len(events):
-            log.warning(
-                "immediate publish failed; the relay will retry", extra={"failed": len(events) - len(published)}
-            )
-        if published:
-            try:
-                async with self._sessions.begin() as session:
-                    await session.execute(_MARK_PUBLISHED, {"event_ids": published})
-            except Exception:
-                log.exception("could not mark published events; the relay may publish them again")
+        for event, result in zip(events, results, strict=True):
+            if result is None:
+                self._to_mark.append(event.event_id)
+            else:
+                self._in_flight.discard(event.event_id)
+                log.warning("immediate publish failed; the relay will retry", extra={"error": repr(result)})
+        self._mark_wake.set()
+
+    async def _mark_published(self) -> None:
+        """Mark every event published since the last call in one UPDATE; under load, many commits share it."""
+        ids, self._to_mark = self._to_mark, []
+        if not ids:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(_MARK_PUBLISHED, {"event_ids": ids})
+        except Exception:
+            log.exception("could not mark published events; the relay may publish them again")
+        finally:
+            self._in_flight.difference_update(ids)
+
+    async def _mark_loop(self) -> None:
+        while True:
+            await self._mark_wake.wait()
+            self._mark_wake.clear()
+            await self._mark_published()
 
     async def _publish_event(self, event: OutboxEvent) -> None:
         await self._publisher.publish_json(
@@ -135,11 +156,16 @@ class OutboxRelay:
     def start(self) -> None:
         """Run the relay loop in the background."""
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._marker = asyncio.create_task(self._mark_loop(), name="outbox-marker")
 
     async def stop(self) -> None:
         """Finish immediate publishes, stop after the batch in hand; unpublished rows stay for the next relay."""
         if self._dispatching:
             await asyncio.gather(*self._dispatching, return_exceptions=True)
+        if self._marker is not None:
+            self._marker.cancel()
+            await asyncio.gather(self._marker, return_exceptions=True)
+        await self._mark_published()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -157,6 +183,8 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            # Rows this process is publishing right now are not the sweep's to publish again.
+            rows = [row for row in rows if row.event_id not in self._in_flight]
             if not rows:
                 return 0
             results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
