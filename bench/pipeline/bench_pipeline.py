@@ -5,7 +5,7 @@ Runs, in one go on the same cores:
      thread per core);
   2. unloaded latency: one-step convert(webp) jobs submitted one at a time;
   3. throughput: N such jobs submitted with bounded concurrency;
-  4. read latency: GET /v1/jobs/{id} at a fixed 200 requests/s (open loop).
+  4. read latency: GET /v1/jobs/{id} at a fixed 200 requests/s (open loop), after the write burst settles.
 Completion times come from job.completed.v1 events on a queue of the benchmark's own, so measuring
 adds no polling load.
 
@@ -172,6 +172,9 @@ async def run(args: argparse.Namespace, gateway_url: str) -> dict[str, float]:
         await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
         unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
         rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
+        # Let the write burst settle (Postgres checkpoints and autovacuum after it), then warm up for a second.
+        await asyncio.sleep(args.settle_seconds)
+        await read_latency(client, job_ids, args.read_rate, 1.0)
         reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
     await connection.close()
     single, parallel = bare_rates(jpeg, args.bare)
@@ -200,6 +203,7 @@ def main() -> None:
     parser.add_argument("--bare", type=int, default=300)
     parser.add_argument("--read-rate", type=float, default=200.0)
     parser.add_argument("--read-seconds", type=float, default=10.0)
+    parser.add_argument("--settle-seconds", type=float, default=5.0)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
     args = parser.parse_args()
     env = {
