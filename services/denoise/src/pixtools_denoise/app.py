@@ -7,6 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import torch
+
 from pixtools_denoise import subscribers
 from pixtools_denoise.errors import DenoiseError
 from pixtools_denoise.handlers import Dependencies
@@ -58,7 +60,7 @@ def serve() -> None:
     configure_logging("denoise", settings.log_level, settings.log_json)
     configure_tracing("denoise", settings.otel_endpoint)
     config = InferenceConfig(
-        device=settings.device,
+        device=settings.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         precision=settings.precision,
         tile_size=settings.tile_size,
         max_batch=settings.max_batch,

@@ -15,7 +15,7 @@ class DenoiseSettings(CommonSettings):
     ops_port: int = 9103
     prefetch: int = Field(default=8, ge=1, description="Images in flight at once, so their tiles batch together.")
     models_dir: Path = Field(default_factory=default_models_dir, description="Folder holding the DnCNN weights.")
-    device: str = Field(default="cpu", description="cpu, cuda or cuda:N.")
+    device: str | None = Field(default=None, description="cpu, cuda or cuda:N; default: cuda when present.")
     precision: Literal["fp32", "bf16", "fp16"] | None = Field(default=None, description="Default: fp16 on CUDA.")
     tile_size: int = Field(default=512, ge=64, description="Tile edge in pixels.")
     max_batch: int | None = Field(default=None, ge=1, description="Tiles per forward pass (default 2 CPU, 32 GPU).")
