@@ -1,13 +1,17 @@
 """The shape every stage worker shares: broker, storage, one consumer, ops endpoints, draining stop."""
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aio_pika.abc import AbstractRobustConnection
 
+from pixtools_contracts import Event, StepRequested, step_failed
 from pixtools_platform.blobstore import BlobStore, open_blob_store
-from pixtools_platform.broker import Consumer, Handler, Publisher, Topology, connect
+from pixtools_platform.broker import Consumer, Handler, PermanentError, Publisher, Topology, connect
 from pixtools_platform.broker.consumer import ExhaustedHook
 from pixtools_platform.ops import Check, OpsServer
 from pixtools_platform.settings import CommonSettings
@@ -21,6 +25,8 @@ class Wiring:
     on_exhausted: ExhaustedHook | None = None
     checks: Mapping[str, Check] | None = None
 
+
+T = TypeVar("T")
 
 Wire = Callable[[BlobStore, Publisher], Awaitable[Wiring]]
 """Builds a stage's handlers from the opened storage and publisher (and loads its models)."""
@@ -97,3 +103,40 @@ class StageWorker:
 async def _connection_open(connection: AbstractRobustConnection) -> None:
     if connection.is_closed:
         raise ConnectionError("broker connection is closed")
+
+
+def step_request_handlers(run: Callable[[StepRequested], Awaitable[Sequence[Event]]]) -> dict[str, Handler]:
+    """The handler map of a stage service: every step request goes to `run`."""
+
+    async def on_step_requested(event: Event) -> Sequence[Event]:
+        if not isinstance(event, StepRequested):
+            raise PermanentError(f"expected a step request, got {event.type}")
+        return await run(event)
+
+    return {"step.requested.v1": on_step_requested}
+
+
+def gave_up_hook(producer: str) -> ExhaustedHook:
+    """A request that is dead-lettered still ends its step, so the job does not wait forever."""
+
+    async def on_exhausted(event: Event, reason: str) -> Sequence[Event]:
+        if isinstance(event, StepRequested):
+            return [step_failed(event, "step.gave_up", reason, producer)]
+        return []
+
+    return on_exhausted
+
+
+class CpuPool:
+    """Threads for codec and other CPU work, so it never runs on the event loop."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name)
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run `work` on a pool thread and return its result."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def close(self) -> None:
+        """Finish running work and drop queued work."""
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,11 +1,7 @@
 """The denoise worker's factory and composition root."""
 
-import asyncio
 import logging
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import torch
 
@@ -20,26 +16,22 @@ from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import StageWorker, Wiring
+from pixtools_platform.worker import CpuPool, StageWorker, Wiring
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: DenoiseSettings, denoiser: TorchDenoiser) -> StageWorker:
     """Build the denoise worker around a loaded denoiser."""
     # Decoding and encoding run here; tiles run on the micro-batcher's own thread.
-    executor = ThreadPoolExecutor(2, thread_name_prefix="denoise-codec")
-
-    async def run_cpu(work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, work)
+    pool = CpuPool(2, "denoise-codec")
 
     async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
         await denoiser.start()
         deps = Dependencies(
             blobs=blobs,
             denoiser=denoiser,
-            run_cpu=run_cpu,
+            run_cpu=pool.run,
             announce=publisher.publish,
             max_pixels=settings.max_pixels,
             output_quality=settings.output_quality,
@@ -49,7 +41,7 @@ def create_app(settings: DenoiseSettings, denoiser: TorchDenoiser) -> StageWorke
 
     async def release() -> None:
         await denoiser.close()
-        executor.shutdown(wait=True, cancel_futures=True)
+        pool.close()
 
     return StageWorker(settings, service="denoise", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
 

@@ -1,11 +1,7 @@
 """The detect worker's factory and composition root."""
 
-import asyncio
 import logging
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from pixtools_detect import subscribers
 from pixtools_detect.detector import TorchDetector
@@ -17,26 +13,22 @@ from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import StageWorker, Wiring
+from pixtools_platform.worker import CpuPool, StageWorker, Wiring
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: DetectSettings, detector: TorchDetector) -> StageWorker:
     """Build the detect worker around a loaded detector."""
     # Decoding and overlays run here; inference runs in the micro-batcher's own thread.
-    executor = ThreadPoolExecutor(2, thread_name_prefix="detect-io")
-
-    async def run_cpu(work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, work)
+    pool = CpuPool(2, "detect-io")
 
     async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
         await detector.start()
         deps = Dependencies(
             blobs=blobs,
             detector=detector,
-            run_cpu=run_cpu,
+            run_cpu=pool.run,
             announce=publisher.publish,
             max_pixels=settings.max_pixels,
             overlay_quality=settings.overlay_quality,
@@ -46,7 +38,7 @@ def create_app(settings: DetectSettings, detector: TorchDetector) -> StageWorker
 
     async def release() -> None:
         await detector.close()
-        executor.shutdown(wait=True, cancel_futures=True)
+        pool.close()
 
     return StageWorker(settings, service="detect", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
 

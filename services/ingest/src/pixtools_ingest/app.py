@@ -1,10 +1,5 @@
 """The ingest worker's factory and composition root."""
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
-
 from pixtools_ingest import subscribers
 from pixtools_ingest.handlers import Dependencies
 from pixtools_ingest.settings import IngestSettings
@@ -13,22 +8,17 @@ from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import StageWorker, Wiring
-
-T = TypeVar("T")
+from pixtools_platform.worker import CpuPool, StageWorker, Wiring
 
 
 def create_app(settings: IngestSettings) -> StageWorker:
     """Build the ingest worker: CPU operations on a thread pool sized to the cores."""
-    executor = ThreadPoolExecutor(settings.cpu_workers, thread_name_prefix="ingest-cpu")
-
-    async def run_cpu(work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, work)
+    pool = CpuPool(settings.cpu_workers, "ingest-cpu")
 
     async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
         deps = Dependencies(
             blobs=blobs,
-            run_cpu=run_cpu,
+            run_cpu=pool.run,
             announce=publisher.publish,
             max_pixels=settings.max_pixels,
             announce_after_s=settings.announce_after_s,
@@ -36,7 +26,7 @@ def create_app(settings: IngestSettings) -> StageWorker:
         return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
 
     async def release() -> None:
-        executor.shutdown(wait=True, cancel_futures=True)
+        pool.close()
 
     return StageWorker(settings, service="ingest", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
 
