@@ -79,6 +79,12 @@ class CheckedTarget:
     port: int
     address: IPAddress
 
+    def host_header(self) -> str:
+        """The Host header the original URL implies (the port only when it is not the scheme's default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.url.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
     def pinned_url(self) -> str:
         """The URL with its host replaced by the checked address."""
         host = f"[{self.address}]" if self.address.version == 6 else str(self.address)

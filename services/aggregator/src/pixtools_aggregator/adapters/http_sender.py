@@ -6,9 +6,7 @@ from collections.abc import Mapping
 import httpx
 
 from pixtools_aggregator.ports import SendResult
-from pixtools_platform.netguard import AddressPolicy, BlockedDestination, CheckedTarget, resolve_checked
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+from pixtools_platform.netguard import AddressPolicy, BlockedDestination, resolve_checked
 
 
 class HttpxWebhookSender:
@@ -35,7 +33,7 @@ class HttpxWebhookSender:
                     "POST",
                     target.pinned_url(),
                     content=body,
-                    headers={**headers, "Host": _host_header(target)},
+                    headers={**headers, "Host": target.host_header()},
                     extensions={"sni_hostname": target.host} if target.url.scheme == "https" else None,
                 )
                 # The body is never read: a receiver cannot make us download anything.
@@ -50,13 +48,6 @@ class HttpxWebhookSender:
     async def close(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
-
-
-def _host_header(target: CheckedTarget) -> str:
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    if target.port == _DEFAULT_PORTS.get(target.url.scheme):
-        return host
-    return f"{host}:{target.port}"
 
 
 def _describe(response: httpx.Response) -> str | None:
