@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from pixtools_contracts import Event, StepStarted
 from pixtools_platform.broker import Consumer, PermanentError, Publisher, Topology, Unroutable, connect
+from pixtools_platform.broker.topology import DELIVERY_LIMIT
 from pixtools_testkit.fixtures import TEST_RETRY
 
 pytestmark = pytest.mark.integration
@@ -183,3 +184,73 @@ async def test_stop_drains_in_flight_work_before_closing(broker) -> None:
     await asyncio.wait_for(started.wait(), 10)
     await consumer.stop(drain_seconds=5)
     assert len(finished) == 1
+
+
+async def test_message_redelivered_up_to_the_limit_is_given_up_with_its_step_reported(broker) -> None:
+    connection, publisher, topology = broker
+    channel = await connection.channel()
+    queue = await topology.declare_service(channel, "ingest", ["step.started.v1"], TEST_RETRY)
+    await publisher.publish(_event())
+    # Nine deliveries that are never settled, as when a message crashes its worker every time.
+    for _ in range(DELIVERY_LIMIT - 1):
+        message = None
+        for _ in range(50):
+            message = await queue.get(fail=False)
+            if message is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert message is not None
+        await message.nack(requeue=True)
+    await channel.close()
+    handled: list[Event] = []
+    reported: list[str] = []
+
+    async def record(event: Event) -> Sequence[Event]:
+        handled.append(event)
+        return []
+
+    async def report(event: Event, reason: str) -> Sequence[Event]:
+        reported.append(reason)
+        return []
+
+    consumer = Consumer(
+        connection=connection,
+        publisher=publisher,
+        topology=topology,
+        service="ingest",
+        routing_keys=["step.started.v1"],
+        handlers={"step.started.v1": record},
+        retry=TEST_RETRY,
+        prefetch=1,
+        on_exhausted=report,
+    )
+    await consumer.start()
+    [dead] = await _dead_letters(broker)
+    await consumer.stop(5)
+    assert handled == [], "the last delivery is not handed to a handler that keeps crashing"
+    assert reported == [f"delivered {DELIVERY_LIMIT} times without being settled"]
+    assert "without being settled" in str((dead.headers or {})["x-death-reason"])
+
+
+async def test_outcome_is_not_published_when_a_next_step_request_is_unroutable(broker) -> None:
+    from pixtools_contracts import JobCancelled, ObjectRef, Pipeline, StepRequested, first_steps, plan
+
+    connection, publisher, topology = broker
+    channel = await connection.channel()
+    observer = await channel.declare_queue(exclusive=True)
+    await observer.bind(topology.events, routing_key="job.cancelled.v1")
+    [(step, rest)] = first_steps(plan(Pipeline.model_validate([{"op": "denoise"}])))
+    source = _event()
+    envelope = {"job_id": source.job_id, "tenant_id": source.tenant_id, "correlation_id": "c", "producer": "test"}
+    request = StepRequested(
+        **envelope,
+        service="denoise",
+        input=ObjectRef(key="k", content_type="image/png", bytes=1, sha256="0" * 64),
+        step=step,
+        remaining=rest,
+    )
+    with pytest.raises(Unroutable):
+        await publisher.publish_all([request, JobCancelled(**envelope)])
+    await asyncio.sleep(0.3)
+    assert await observer.get(fail=False) is None
+    await channel.close()

@@ -21,7 +21,7 @@ from pixtools_contracts import Event, UnknownEventType, parse_event
 from pixtools_platform.broker.errors import PermanentError
 from pixtools_platform.broker.publisher import Publisher
 from pixtools_platform.broker.retry import RetryPolicy
-from pixtools_platform.broker.topology import Topology
+from pixtools_platform.broker.topology import DELIVERY_LIMIT, Topology
 from pixtools_platform.logs import log_context
 from pixtools_platform.telemetry import consumer_span
 
@@ -120,6 +120,12 @@ class Consumer:
         except (ValidationError, UnknownEventType, ValueError) as error:
             await self._settle(message, "poison", self._dead_letter(message, f"invalid message: {error}", attempt))
             return
+        if _redeliveries(message) >= DELIVERY_LIMIT - 1:
+            # The broker has handed this message out again and again without a settlement (workers crashing on it):
+            # give up ourselves on the last delivery, so the step is reported failed rather than silently dropped.
+            reason = f"delivered {_redeliveries(message) + 1} times without being settled"
+            await self._settle(message, "dead_lettered", self._give_up(message, event, reason, attempt), event)
+            return
         handler = self._handlers.get(event.type)
         if handler is None:
             reason = f"{self._service} has no handler for {event.type}"
@@ -190,6 +196,12 @@ class Consumer:
             },
         )
         await self._publisher.publish_message(self._service, dead, exchange=self._topology.dead_letters)
+
+
+def _redeliveries(message: AbstractIncomingMessage) -> int:
+    """How often the quorum queue delivered this message before (its x-delivery-count header)."""
+    value = (message.headers or {}).get("x-delivery-count", 0)
+    return value if isinstance(value, int) else 0
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:

@@ -59,8 +59,14 @@ class Publisher:
         await self.publish_message(routing_key, message)
 
     async def publish_all(self, events: Iterable[Event]) -> None:
-        """Publish events concurrently; returns when every one is confirmed."""
-        await asyncio.gather(*(self.publish(event) for event in events))
+        """Publish commands first, then notifications, each group concurrently; returns when all are confirmed.
+
+        A step's outcome must never be confirmed while the requests for the steps after it failed: the retry
+        would then report the step done twice and never start its successors.
+        """
+        pending = list(events)
+        await asyncio.gather(*(self.publish(event) for event in pending if not event.fanout))
+        await asyncio.gather(*(self.publish(event) for event in pending if event.fanout))
 
     async def publish_message(self, routing_key: str, message: aio_pika.Message, exchange: str | None = None) -> None:
         """Publish a prepared message to the events exchange, or to a named exchange ('' is the default one)."""

@@ -8,6 +8,9 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Abstr
 
 from pixtools_platform.broker.retry import RetryPolicy
 
+DELIVERY_LIMIT = 10
+"""Deliveries the broker allows a message before dead-lettering it itself (worker crashes count too)."""
+
 JOURNAL_KEYS = ("job.#", "objects.#")
 JOURNAL_LENGTH = 100_000
 JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000
@@ -73,7 +76,7 @@ class Topology:
         service: str,
         routing_keys: Sequence[str],
         retry: RetryPolicy,
-        delivery_limit: int = 10,
+        delivery_limit: int = DELIVERY_LIMIT,
     ) -> AbstractQueue:
         """Declare a service's queue, bindings, delay tiers and dead-letter queue; return the work queue."""
         events = await self.declare_exchanges(channel)

@@ -17,7 +17,8 @@ from pixtools_gateway.adapters.uploads import limited_receive, probe_upload
 from pixtools_gateway.api.deps import Session, Shared, TenantId
 from pixtools_gateway.api.progress import job_progress
 from pixtools_gateway.errors import InvalidPipeline, InvalidRequest, NotFound, UnsupportedMedia, UploadTooLarge
-from pixtools_gateway.handlers.reads import get_job, get_output, list_jobs, read_job_view
+from pixtools_gateway.handlers.job_query import fetch_job
+from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, submit_job
 from pixtools_gateway.views import JobAccepted, JobPage, JobState, JobView
 from pixtools_gateway.webhook_targets import check_webhook_url
@@ -166,9 +167,12 @@ async def list_all(
 
 
 @router.get("/{job_id}/events", summary="Stream progress as server-sent events", name="job_events")
-async def job_events(job_id: uuid.UUID, tenant_id: TenantId, session: Session, shared: Shared) -> EventSourceResponse:
+async def job_events(job_id: uuid.UUID, tenant_id: TenantId, shared: Shared) -> EventSourceResponse:
     """Live step and job state changes; the stream ends when the job is terminal."""
-    await get_job(session, tenant_id=tenant_id, job_id=job_id)
+    # A short-lived connection: a request-scoped session would stay checked out for the whole stream.
+    async with shared.reader.connect() as connection:
+        if await fetch_job(connection, tenant_id, job_id) is None:
+            raise NotFound(f"no job {job_id}")
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async for name, data in job_progress(shared, tenant_id, job_id):
