@@ -5,7 +5,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -176,7 +176,7 @@ class OutboxRelay:
             rows = (
                 await session.scalars(
                     select(Outbox)
-                    .where(Outbox.published_at.is_(None), Outbox.created_at < func.now() - self._grace)
+                    .where(Outbox.published_at.is_(None), Outbox.created_at < func.now() - self._backoff())
                     # Rows that keep failing (a command no service consumes yet) sink behind fresh ones.
                     .order_by(Outbox.attempts, Outbox.id)
                     .limit(self._batch)
@@ -198,6 +198,12 @@ class OutboxRelay:
                     row.published_at = func.now()
                     published += 1
             return published
+
+    def _backoff(self) -> Any:
+        """The grace period, doubled per failed attempt (capped at 2^10): a row that keeps failing is retried
+        less and less often instead of on every poll."""
+        seconds = self._grace.total_seconds() * func.power(2, func.least(Outbox.attempts, 10))
+        return func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
     async def _publish(self, row: Outbox) -> None:
         await self._publisher.publish_json(
