@@ -1,6 +1,7 @@
 """End-to-end fixtures: a process stack, a tenant, and a webhook receiver on loopback."""
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
@@ -16,21 +17,26 @@ from pixtools_gateway.handlers.tenants import create_tenant
 from .harness import Stack, stack_environment
 
 
-@pytest.fixture
-def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
+@contextlib.contextmanager
+def _core_stack(infra, database_url, namespace, tmp_path, **overrides: str) -> Iterator[Stack]:
+    """Aggregator, ingest and gateway processes on this test's database, namespace and directory."""
     (tmp_path / "logs").mkdir()
-    running = Stack(
-        stack_environment(
-            amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
-        ),
-        tmp_path / "logs",
+    env = stack_environment(
+        amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
     )
+    running = Stack({**env, **overrides}, tmp_path / "logs")
     try:
         for name in ("aggregator", "ingest", "gateway"):
             running.start(name)
         yield running
     finally:
         running.stop_all()
+
+
+@pytest.fixture
+def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
+    with _core_stack(infra, database_url, namespace, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
@@ -54,20 +60,13 @@ def s3_stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
         await store.close()
 
     asyncio.run(create_bucket())
-    (tmp_path / "logs").mkdir()
-    env = stack_environment(
-        amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
-    )
-    env.update(
-        {"PIXTOOLS_BLOB_BACKEND": "s3", "PIXTOOLS_S3_BUCKET": bucket, "PIXTOOLS_S3_ENDPOINT_URL": infra.s3_endpoint_url}
-    )
-    running = Stack(env, tmp_path / "logs")
-    try:
-        for name in ("aggregator", "ingest", "gateway"):
-            running.start(name)
+    s3 = {
+        "PIXTOOLS_BLOB_BACKEND": "s3",
+        "PIXTOOLS_S3_BUCKET": bucket,
+        "PIXTOOLS_S3_ENDPOINT_URL": infra.s3_endpoint_url,
+    }
+    with _core_stack(infra, database_url, namespace, tmp_path, **s3) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture

@@ -13,21 +13,15 @@ import httpx
 import pytest
 from PIL import Image
 
+from pixtools_devstack.demo import EXAMPLE_PIPELINE
+from pixtools_gateway.views import TERMINAL_STATES
+
 from .conftest import pipeline_json
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLE = [
-    {"op": "resize", "params": {"width": 256}},
-    {
-        "parallel": [
-            [{"op": "convert", "params": {"format": "webp", "quality": 80}}],
-            [{"op": "convert", "params": {"format": "avif"}}],
-            [{"op": "metadata"}],
-        ]
-    },
-]
-TERMINAL = {"succeeded", "partially_failed", "failed", "cancelled"}
+# The end-to-end path is the one `make demo` runs.
+EXAMPLE = EXAMPLE_PIPELINE
 
 
 def photo(width: int = 640, height: int = 480) -> bytes:
@@ -41,7 +35,7 @@ def wait_terminal(client: httpx.Client, job_id: str, seconds: float = 60) -> dic
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in TERMINAL:
+        if job["state"] in TERMINAL_STATES:
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} not terminal in {seconds}s: {job}")

@@ -64,7 +64,7 @@ from pixtools_contracts._slip import (
     step_failed,
     step_started,
 )
-from pixtools_contracts._topology import EVENTS_EXCHANGE, service_queue
+from pixtools_contracts._topology import EVENTS_EXCHANGE
 
 __all__ = [
     "EVENTS_EXCHANGE",
@@ -122,7 +122,6 @@ __all__ = [
     "parse_event",
     "plan",
     "service_for",
-    "service_queue",
     "step_failed",
     "step_started",
 ]

@@ -2,8 +2,3 @@
 
 EVENTS_EXCHANGE = "pixtools.events"
 """Durable topic exchange carrying every event and step command."""
-
-
-def service_queue(service: str, namespace: str = "pixtools") -> str:
-    """The durable quorum queue a service consumes."""
-    return f"{namespace}.{service}"

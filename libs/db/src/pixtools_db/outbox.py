@@ -1,7 +1,6 @@
 """The transactional outbox: events are written with the state that caused them, then relayed with confirms."""
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -95,7 +94,6 @@ class OutboxRelay:
         self._batch = batch
         self._poll_s = poll_s
         self._grace = timedelta(seconds=grace_s)
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dispatching: set[asyncio.Task[None]] = set()
         self._in_flight: set[object] = set()
@@ -148,10 +146,6 @@ class OutboxRelay:
             message_type=event.type,
             headers=_trace_headers(event),
         )
-
-    def wake(self) -> None:
-        """Publish soon: a transaction with outbox rows just committed."""
-        self._wake.set()
 
     def start(self) -> None:
         """Run the relay loop in the background."""
@@ -216,8 +210,6 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
-            # Clear before reading, so a wake that arrives while a batch is in hand is not lost.
-            self._wake.clear()
             try:
                 published = await self.relay_once()
             except asyncio.CancelledError:
@@ -225,7 +217,6 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay batch failed")
                 published = 0
-            if published >= self._batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+            if published < self._batch:
+                # Fresh events are published by dispatch_soon; the sweep only needs to come back now and then.
+                await asyncio.sleep(self._poll_s)

@@ -24,27 +24,22 @@ def terminal_event(
         for step in steps
         if step.state == "failed"
     ]
+    common = {
+        "job_id": job.id,
+        "tenant_id": job.tenant_id,
+        "correlation_id": job.correlation_id,
+        "traceparent": traceparent,
+        "producer": PRODUCER,
+        "submitted_at": job.created_at,
+        "errors": errors,
+    }
     if state == "failed":
-        return JobFailed(
-            job_id=job.id,
-            tenant_id=job.tenant_id,
-            correlation_id=job.correlation_id,
-            traceparent=traceparent,
-            producer=PRODUCER,
-            submitted_at=job.created_at,
-            errors=errors,
-        )
+        return JobFailed(**common)
     return JobCompleted(
-        job_id=job.id,
-        tenant_id=job.tenant_id,
-        correlation_id=job.correlation_id,
-        traceparent=traceparent,
-        producer=PRODUCER,
-        submitted_at=job.created_at,
+        **common,
         state=state,
         outputs=[_job_output(output) for output in outputs],
         results={step.step_id: step.result for step in steps if step.state == "succeeded" and step.result is not None},
-        errors=errors,
     )
 
 

@@ -19,14 +19,6 @@ from pixtools_gateway.views import ErrorView, InputView, JobSummary, JobView, Ou
 OutputUrl = Callable[[uuid.UUID, Mapping[str, Any]], Awaitable[str]]
 
 
-async def get_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
-    """The tenant's job; another tenant's job is reported as not found."""
-    job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job
-
-
 async def read_job_view(
     connection: AsyncConnection, *, tenant_id: uuid.UUID, job_id: uuid.UUID, output_url: OutputUrl
 ) -> JobView:
@@ -85,11 +77,14 @@ def step_view(step: Mapping[str, Any]) -> StepView:
 
 
 async def get_output(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID, output_id: uuid.UUID) -> Output:
-    """One output of the tenant's job."""
-    await get_job(session, tenant_id=tenant_id, job_id=job_id)
-    output = await session.scalar(select(Output).where(Output.id == output_id, Output.job_id == job_id))
+    """One output of the tenant's job; anything of another tenant's is reported as not found."""
+    output = await session.scalar(
+        select(Output)
+        .join(Job, Job.id == Output.job_id)
+        .where(Output.id == output_id, Output.job_id == job_id, Job.tenant_id == tenant_id)
+    )
     if output is None:
-        raise NotFound(f"no output {output_id}")
+        raise NotFound(f"no output {output_id} in job {job_id}")
     return output
 
 
