@@ -10,13 +10,20 @@ from pixtools_contracts._topology import EVENTS_EXCHANGE
 
 _SUMMARIES = {
     "job.submitted.v1": "A job was accepted; its original is stored.",
-    "step.requested.v1": "Command to the owning service to run one step of a job.",
+    "step.requested.v1": (
+        "Command to the owning service to run one step of a job; batch items use the key with '.bulk' appended."
+    ),
     "step.started.v1": "A service began a step.",
     "step.completed.v1": "A step finished and stored its outputs.",
     "step.failed.v1": "A step failed with a reason.",
     "job.completed.v1": "A job succeeded or partially failed; lists its outputs.",
     "job.failed.v1": "A job failed; lists the failed steps.",
     "job.cancelled.v1": "A job was cancelled.",
+    "source.requested.v1": (
+        "Command to ingest to fetch a job's original from a URL; batch items use the key with '.bulk' appended."
+    ),
+    "source.fetched.v1": "A job's original was fetched from its URL and stored.",
+    "source.failed.v1": "A job's original could not be fetched; the job fails.",
     "objects.detected.v1": "A detect step's boxes, scores, classes and per-class counts for one image.",
 }
 

@@ -76,6 +76,14 @@ class JobSubmitted(Event):
     leaf_count: int = Field(description="Leaves (outputs) in the job tree.")
 
 
+Lane = Literal["interactive", "bulk"]
+"""Which queue of a service a command waits in: single jobs are interactive, batch items bulk."""
+
+
+def _lane_suffix(lane: Lane) -> str:
+    return ".bulk" if lane == "bulk" else ""
+
+
 class StepRequested(Event):
     """A command to a service: run this step on this input, then continue the slip."""
 
@@ -84,12 +92,50 @@ class StepRequested(Event):
     input: ObjectRef = Field(description="The image the step reads.")
     step: PlannedStep = Field(description="The step to run.")
     remaining: list[SlipNode] = Field(description="The rest of the routing slip after this step.")
+    lane: Lane = Field(
+        default="interactive",
+        description="'bulk' for batch items: they wait in the service's bulk queue, so single jobs are not starved.",
+    )
 
     fanout: ClassVar[bool] = False
 
     def routing_key(self) -> str:
-        """Commands route to the owning service: 'step.requested.v1.<service>'."""
-        return f"{self.type}.{self.service}"
+        """Commands route to the owning service: 'step.requested.v1.<service>', plus '.bulk' in the bulk lane."""
+        return f"{self.type}.{self.service}{_lane_suffix(self.lane)}"
+
+
+class SourceRequested(Event):
+    """A command to ingest: fetch the job's original from a URL, store it, then start the slip."""
+
+    type: Literal["source.requested.v1"] = "source.requested.v1"
+    url: str = Field(description="The http or https URL to fetch.")
+    remaining: list[SlipNode] = Field(description="The job's whole routing slip, started once the source is stored.")
+    lane: Lane = Field(default="interactive", description="Queue lane, as for step requests.")
+
+    fanout: ClassVar[bool] = False
+
+    def routing_key(self) -> str:
+        """Routes to ingest: 'source.requested.v1.ingest', plus '.bulk' in the bulk lane."""
+        return f"{self.type}.ingest{_lane_suffix(self.lane)}"
+
+
+class SourceFetched(Event):
+    """A job's original was fetched from its URL and stored; its first steps were requested."""
+
+    type: Literal["source.fetched.v1"] = "source.fetched.v1"
+    url: str = Field(description="The URL that was fetched.")
+    final_url: str = Field(description="The URL that answered, after redirects.")
+    input: ObjectRef = Field(description="The stored original.")
+    attempts: int = Field(ge=1, description="Fetch attempts it took.")
+
+
+class SourceFailed(Event):
+    """A job's original could not be fetched; the job fails without running any step."""
+
+    type: Literal["source.failed.v1"] = "source.failed.v1"
+    url: str = Field(description="The URL that was tried.")
+    error: ErrorInfo = Field(description="The reason, for example 'fetch.blocked_address' or 'fetch.http_status'.")
+    attempts: int = Field(ge=1, description="Fetch attempts made.")
 
 
 class StepStarted(Event):
@@ -215,6 +261,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobFailed,
         JobCancelled,
         ObjectsDetected,
+        SourceRequested,
+        SourceFetched,
+        SourceFailed,
     )
 }
 

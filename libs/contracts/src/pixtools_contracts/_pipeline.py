@@ -177,6 +177,19 @@ def first_steps(slip: list[SlipNode]) -> list[tuple[PlannedStep, list[SlipNode]]
     return [(head, rest)]
 
 
+def resume_at(slip: list[SlipNode], step_id: str) -> tuple[PlannedStep, list[SlipNode]] | None:
+    """The planned step with this id and the rest of its own slip, to request it again; None when absent."""
+    for index, node in enumerate(slip):
+        if isinstance(node, PlannedParallel):
+            for branch in node.branches:
+                found = resume_at(branch, step_id)
+                if found is not None:
+                    return found
+        elif node.id == step_id:
+            return node, slip[index + 1 :]
+    return None
+
+
 class PlannedStepInfo(Contract):
     """A flattened view of one planned step: its parent and whether it is a leaf."""
 

@@ -3,7 +3,15 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from pixtools_contracts._events import ErrorInfo, Event, ObjectRef, StepFailed, StepRequested, StepStarted
+from pixtools_contracts._events import (
+    ErrorInfo,
+    Event,
+    ObjectRef,
+    SourceRequested,
+    StepFailed,
+    StepRequested,
+    StepStarted,
+)
 from pixtools_contracts._operations import service_for
 from pixtools_contracts._pipeline import first_steps
 
@@ -18,8 +26,8 @@ def envelope_of(event: Event, producer: str) -> dict[str, Any]:
     }
 
 
-def next_requests(request: StepRequested, image: ObjectRef, producer: str) -> list[StepRequested]:
-    """One request per next step of the slip, each reading `image`."""
+def next_requests(request: StepRequested | SourceRequested, image: ObjectRef, producer: str) -> list[StepRequested]:
+    """One request per next step of the slip, each reading `image`, in the request's lane."""
     return [
         StepRequested(
             **envelope_of(request, producer),
@@ -27,6 +35,7 @@ def next_requests(request: StepRequested, image: ObjectRef, producer: str) -> li
             input=image,
             step=step,
             remaining=rest,
+            lane=request.lane,
         )
         for step, rest in first_steps(request.remaining)
     ]

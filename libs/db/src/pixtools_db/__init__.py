@@ -5,6 +5,7 @@ from pixtools_db.migrate import upgrade
 from pixtools_db.schema import (
     ApiKey,
     Base,
+    Batch,
     Inbox,
     Job,
     Lease,
@@ -19,6 +20,7 @@ from pixtools_db.schema import (
 __all__ = [
     "ApiKey",
     "Base",
+    "Batch",
     "Inbox",
     "Job",
     "Lease",

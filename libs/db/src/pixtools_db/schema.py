@@ -1,4 +1,4 @@
-"""Tables: tenants and keys, jobs and their steps and outputs, the outbox and inbox, webhooks, leases."""
+"""Tables: tenants and keys, batches, jobs and their steps and outputs, the outbox and inbox, webhooks, leases."""
 
 import uuid
 from datetime import datetime
@@ -62,8 +62,35 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Batch(Base):
+    """Many jobs submitted together with one pipeline; its state follows its jobs'."""
+
+    __tablename__ = "batches"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20), server_default="running")
+    source: Mapped[str] = mapped_column(String(10), comment="How the items came: 'urls', 'csv' or 'files'.")
+    pipeline: Mapped[list[Any]] = mapped_column()
+    item_count: Mapped[int] = mapped_column(Integer)
+    duplicates: Mapped[list[Any]] = mapped_column(comment="Items dropped as duplicates of an earlier URL.")
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    correlation_id: Mapped[str] = mapped_column(String(100))
+    traceparent: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_tenant_idempotency_key"),
+        Index("ix_batches_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
+    )
+
+
 class Job(Base):
-    """One source image and its pipeline tree."""
+    """One source image and its pipeline tree; the input columns stay empty until a URL source is fetched."""
 
     __tablename__ = "jobs"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -72,12 +99,19 @@ class Job(Base):
     pipeline: Mapped[list[Any]] = mapped_column()
     step_count: Mapped[int] = mapped_column(Integer)
     leaf_count: Mapped[int] = mapped_column(Integer)
-    input_key: Mapped[str] = mapped_column(Text)
-    input_content_type: Mapped[str] = mapped_column(String(100))
-    input_bytes: Mapped[int] = mapped_column(BigInteger)
-    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_key: Mapped[str | None] = mapped_column(Text)
+    input_content_type: Mapped[str | None] = mapped_column(String(100))
+    input_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
     input_width: Mapped[int | None] = mapped_column(Integer)
     input_height: Mapped[int | None] = mapped_column(Integer)
+    source_url: Mapped[str | None] = mapped_column(Text, comment="Where ingest fetches the original from.")
+    source_name: Mapped[str | None] = mapped_column(String(255), comment="The uploaded file's name.")
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    batch_position: Mapped[int | None] = mapped_column(Integer)
+    item_id: Mapped[str | None] = mapped_column(String(200), comment="The client's id of the batch item.")
+    error_code: Mapped[str | None] = mapped_column(String(100), comment="Why the job as a whole failed or ended.")
+    error_message: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -92,6 +126,9 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
         Index("ix_jobs_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_jobs_tenant_state_created", "tenant_id", "state", text("created_at DESC"), text("id DESC")),
+        Index("ix_jobs_batch_position", "batch_id", "batch_position", postgresql_where=text("batch_id IS NOT NULL")),
+        Index("ix_jobs_batch_state", "batch_id", "state", postgresql_where=text("batch_id IS NOT NULL")),
+        Index("ix_jobs_created", "created_at"),
     )
 
 
@@ -112,6 +149,8 @@ class Step(Base):
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column()
+
+    __table_args__ = (Index("ix_steps_finished", "finished_at", postgresql_where=text("finished_at IS NOT NULL")),)
 
 
 class Output(Base):
@@ -183,6 +222,7 @@ class WebhookDelivery(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(Text)
     event_type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
