@@ -67,7 +67,7 @@ class ErrorInfo(Contract):
 
 
 class JobSubmitted(Event):
-    """A job was accepted: its input is stored and its pipeline validated."""
+    """A job was accepted: its input is stored and its pipeline validated (for a URL job: once it is fetched)."""
 
     type: Literal["job.submitted.v1"] = "job.submitted.v1"
     input: ObjectRef = Field(description="The stored original.")
@@ -109,6 +109,7 @@ class SourceRequested(Event):
 
     type: Literal["source.requested.v1"] = "source.requested.v1"
     url: str = Field(description="The http or https URL to fetch.")
+    pipeline: Pipeline = Field(description="The pipeline as submitted, announced in job.submitted.v1 once fetched.")
     remaining: list[SlipNode] = Field(description="The job's whole routing slip, started once the source is stored.")
     lane: Lane = Field(default="interactive", description="Queue lane, as for step requests.")
 

@@ -86,6 +86,18 @@ class BlockedWebhook(Problem):
     status, slug, title = 422, "blocked-webhook-url", "Webhook URL not allowed"
 
 
+class StateConflict(Problem):
+    """The job or batch is in a state that does not allow this (retrying a running job, cancelling a finished one)."""
+
+    status, slug, title = 409, "state-conflict", "Not possible in the current state"
+
+
+class BatchTooLarge(Problem):
+    """The batch has more items than allowed; nothing was created."""
+
+    status, slug, title = 413, "batch-too-large", "Batch too large"
+
+
 def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Build a problem+json response."""
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}

@@ -17,6 +17,9 @@ class GatewaySettings(CommonSettings):
         default=25 * 1024 * 1024, ge=1, description="Largest upload, enforced while streaming."
     )
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest decoded image accepted, in pixels.")
+    max_batch_upload_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="Largest multipart batch request (all files), while streaming."
+    )
     dev_api_key: str = Field(default=DEFAULT_DEV_KEY, description="Key of the local development tenant.")
     seed_dev_tenant: bool = Field(default=False, description="Create the development tenant at start-up.")
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")

@@ -73,7 +73,12 @@ class JobView(BaseModel):
     started_at: datetime | None = Field(description="When its first step started.")
     finished_at: datetime | None = Field(description="When it reached a terminal state.")
     pipeline: list[JsonValue] = Field(description="The validated pipeline.")
-    input: InputView = Field(description="The original.")
+    source_url: str | None = Field(default=None, description="The URL the original is fetched from, for URL jobs.")
+    input: InputView | None = Field(description="The stored original; null while a URL job's source is fetched.")
+    error: ErrorView | None = Field(
+        default=None, description="Why the job as a whole failed or ended: a fetch failure or a cancellation."
+    )
+    batch_id: UUID | None = Field(default=None, description="The batch this job belongs to, if any.")
     steps: list[StepView] = Field(description="Every step of the job tree, in tree order.")
     outputs: list[OutputView] = Field(description="The job's results.")
     metadata: dict[str, JsonValue] = Field(description="Metadata extracted by metadata steps, keyed by step id.")
@@ -101,3 +106,99 @@ class WebhookSecret(BaseModel):
 
     secret: str = Field(description="Standard Webhooks secret, 'whsec_' + base64.")
     previous_valid_until: datetime | None = Field(default=None, description="Until when the old secret still signs.")
+
+
+class JobControlled(BaseModel):
+    """The answer to a cancel or retry of a job."""
+
+    job_id: UUID = Field(description="The job's id.")
+    state: JobState = Field(description="State after the call.")
+    changed: bool = Field(description="False when the call changed nothing (the job was already cancelled).")
+    status_url: str = Field(description="Where to poll the job.")
+
+
+BatchState = JobState
+
+
+class BatchAccepted(BaseModel):
+    """The answer to a batch submission."""
+
+    batch_id: UUID = Field(description="The batch's id.")
+    state: BatchState = Field(description="Current state.")
+    items: int = Field(description="Items received.")
+    jobs: int = Field(description="Jobs created: the items less the duplicates.")
+    duplicates: list[dict[str, JsonValue]] = Field(
+        description="Items dropped because an earlier item had the same URL (or file content): "
+        "their index, id, url or filename, and the index they duplicate."
+    )
+    status_url: str = Field(description="Where to poll the batch.")
+    events_url: str = Field(description="Server-sent events stream of the batch's progress.")
+
+
+class BatchTotals(BaseModel):
+    """Jobs of a batch by state."""
+
+    queued: int = Field(description="Accepted, not started.")
+    running: int = Field(description="Running.")
+    succeeded: int = Field(description="Succeeded.")
+    partially_failed: int = Field(description="Finished with some outputs.")
+    failed: int = Field(description="Failed.")
+    cancelled: int = Field(description="Cancelled.")
+    total: int = Field(description="All jobs of the batch.")
+
+
+class BatchProgress(BaseModel):
+    """How far the batch is."""
+
+    finished: int = Field(description="Jobs in a terminal state.")
+    total: int = Field(description="All jobs.")
+    fraction: float = Field(description="finished / total, 0 to 1.")
+
+
+class BatchOutput(BaseModel):
+    """One result of a batch item."""
+
+    step: str = Field(description="Step that produced it.")
+    name: str = Field(description="Output name within the step.")
+    content_type: str = Field(description="MIME type.")
+    url: str = Field(description="Download URL: presigned, or a gateway path that takes the same API key.")
+
+
+class BatchItemView(BaseModel):
+    """One item of a batch and its job."""
+
+    position: int = Field(description="Position in the batch, after duplicates were removed.")
+    id: str | None = Field(description="The client's id of the item, if it gave one.")
+    url: str | None = Field(description="The item's URL, for URL items.")
+    filename: str | None = Field(description="The uploaded file's name, for file items.")
+    job_id: UUID = Field(description="The item's job.")
+    state: JobState = Field(description="The job's state.")
+    error: ErrorView | None = Field(description="Why the job failed or ended, if it did.")
+    outputs: list[BatchOutput] = Field(description="The job's results.")
+
+
+class BatchView(BaseModel):
+    """A batch with its totals and one page of items."""
+
+    batch_id: UUID = Field(description="The batch's id.")
+    state: BatchState = Field(description="Batch state, with the same terminal meaning as a job's.")
+    source: Literal["urls", "csv", "files"] = Field(description="How the items were sent.")
+    created_at: datetime = Field(description="When it was accepted.")
+    finished_at: datetime | None = Field(description="When every job was terminal.")
+    pipeline: list[JsonValue] = Field(description="The pipeline every item runs.")
+    totals: BatchTotals = Field(description="Jobs by state.")
+    progress: BatchProgress = Field(description="Finished jobs over all jobs.")
+    duplicates: list[dict[str, JsonValue]] = Field(description="Items dropped as duplicates.")
+    items: list[BatchItemView] = Field(description="This page of items, in batch order.")
+    offset: int = Field(description="Offset of this page.")
+    limit: int = Field(description="Page size asked for.")
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page.")
+
+
+class BatchControlled(BaseModel):
+    """The answer to a cancel or retry of a batch."""
+
+    batch_id: UUID = Field(description="The batch's id.")
+    state: BatchState = Field(description="Batch state after the call.")
+    jobs_changed: int = Field(description="Jobs cancelled or retried by this call.")
+    status_url: str = Field(description="Where to poll the batch.")

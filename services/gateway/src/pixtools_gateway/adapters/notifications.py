@@ -1,4 +1,4 @@
-"""Job-change notifications from Postgres LISTEN, fanned out to SSE streams in this process."""
+"""Job and batch change notifications from Postgres LISTEN, fanned out to SSE streams in this process."""
 
 import asyncio
 import contextlib
@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger(__name__)
 
 CHANNEL = "pixtools_jobs"
+BATCH_CHANNEL = "pixtools_batches"
 
 
 class JobNotifications:
@@ -27,6 +28,7 @@ class JobNotifications:
         try:
             self._connection = await asyncpg.connect(self._dsn)
             await self._connection.add_listener(CHANNEL, self._on_notify)
+            await self._connection.add_listener(BATCH_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("job notifications unavailable; streams will poll", extra={"error": repr(error)})
 
@@ -41,7 +43,7 @@ class JobNotifications:
 
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever the job changes, for as long as the block runs."""
+        """An event set whenever the job (or batch: ids never collide) changes, for as long as the block runs."""
         event = asyncio.Event()
         self._waiters[job_id].add(event)
         try:

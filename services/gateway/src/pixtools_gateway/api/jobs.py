@@ -14,13 +14,15 @@ from starlette.datastructures import UploadFile
 
 from pixtools_contracts import Pipeline, PipelineTooLarge, check_limits
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload
-from pixtools_gateway.api.deps import Session, Shared, TenantId
+from pixtools_gateway.api.deps import Resources, Session, Shared, TenantId
 from pixtools_gateway.api.progress import job_progress
 from pixtools_gateway.errors import InvalidPipeline, InvalidRequest, NotFound, UnsupportedMedia, UploadTooLarge
+from pixtools_gateway.handlers.control import Controlled, cancel_job, retry_job
 from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
-from pixtools_gateway.handlers.submit import Submission, submit_job
-from pixtools_gateway.views import JobAccepted, JobPage, JobState, JobView
+from pixtools_gateway.handlers.submit import Submission, Upload, submit_job
+from pixtools_gateway.source_urls import check_source_url
+from pixtools_gateway.views import JobAccepted, JobControlled, JobPage, JobState, JobView
 from pixtools_gateway.webhook_targets import check_webhook_url
 from pixtools_platform.blobstore import BlobNotFound
 from pixtools_platform.logs import log_context
@@ -29,7 +31,7 @@ from pixtools_platform.telemetry import current_trace_context
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger(__name__)
 
-_MULTIPART_BODY = {
+_SUBMIT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -43,19 +45,31 @@ _MULTIPART_BODY = {
                         "webhook_url": {"type": "string", "description": "Called when the job is terminal."},
                     },
                 }
-            }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["source_url", "pipeline"],
+                    "properties": {
+                        "source_url": {"type": "string", "description": "http(s) URL ingest fetches the image from."},
+                        "pipeline": {"type": "array", "description": "The pipeline."},
+                        "webhook_url": {"type": "string", "description": "Called when the job is terminal."},
+                    },
+                }
+            },
         },
     }
 }
 _FORM_ALLOWANCE = 256 * 1024  # multipart framing and the small text fields around the file
+_JSON_BODY_LIMIT = 256 * 1024
 
 
 @router.post(
     "",
     status_code=202,
     response_model=JobAccepted,
-    summary="Submit an image and a pipeline",
-    openapi_extra=_MULTIPART_BODY,
+    summary="Submit an image, or an image URL, and a pipeline",
+    openapi_extra=_SUBMIT_BODY,
 )
 async def submit(
     request: Request,
@@ -65,30 +79,32 @@ async def submit(
 ) -> JSONResponse:
     """Accept a job: 202 only once the job and its outbox rows are committed."""
     settings = shared.settings
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMedia("send multipart/form-data with 'file' and 'pipeline'")
-    limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes + _FORM_ALLOWANCE))
-    async with limited.form(max_files=1, max_fields=8) as form:
-        upload, pipeline_text, webhook_url = form.get("file"), form.get("pipeline"), form.get("webhook_url")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest("the 'file' field is missing")
-        if not isinstance(pipeline_text, str):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        upload, pipeline_value, webhook_url = await _read_upload_form(request, shared)
+        source_url = None
+    elif content_type.startswith("application/json"):
+        body = await read_json_object(request, _JSON_BODY_LIMIT)
+        upload, source_url = None, check_source_url(body.get("source_url"))
+        pipeline_value, webhook_url = body.get("pipeline"), body.get("webhook_url")
+        if pipeline_value is None:
             raise InvalidRequest("the 'pipeline' field is missing")
-        if webhook_url is not None and not isinstance(webhook_url, str):
-            raise InvalidRequest("'webhook_url' must be text")
-        data = await upload.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise UploadTooLarge(f"the file exceeds {settings.max_upload_bytes} bytes")
-    pipeline = parse_pipeline(pipeline_text)
+    else:
+        raise UnsupportedMedia(
+            "send multipart/form-data with 'file' and 'pipeline', or JSON with 'source_url' and 'pipeline'"
+        )
+    if webhook_url is not None and not isinstance(webhook_url, str):
+        raise InvalidRequest("'webhook_url' must be text")
+    pipeline = parse_pipeline(pipeline_value)
     if webhook_url:
         await check_webhook_url(webhook_url, settings.webhook_allow_cidrs)
-    checked = probe_upload(data, max_pixels=settings.max_pixels)
     submitted = await submit_job(
         shared.sessions,
         shared.blobs,
         Submission(
             tenant_id=tenant_id,
-            upload=checked,
+            upload=upload,
+            source_url=source_url,
             pipeline=pipeline,
             webhook_url=webhook_url or None,
             idempotency_key=idempotency_key,
@@ -101,7 +117,7 @@ async def submit(
         shared.relay.dispatch_soon(submitted.events)
     with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
         message = "job accepted" if submitted.created else "job replayed for an idempotency key"
-        log.info(message, extra={"steps": job.step_count})
+        log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
     accepted = JobAccepted(
         job_id=job.id,
         state=job.state,
@@ -111,12 +127,42 @@ async def submit(
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.status_url})
 
 
-def parse_pipeline(text: str) -> Pipeline:
-    """Validate pipeline JSON, reporting every problem with its location."""
+async def _read_upload_form(request: Request, shared: Resources) -> tuple[Upload, object, object]:
+    """The probed upload, the pipeline text and the webhook URL of a multipart submission."""
+    settings = shared.settings
+    limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes + _FORM_ALLOWANCE))
+    async with limited.form(max_files=1, max_fields=8) as form:
+        upload, pipeline_text, webhook_url = form.get("file"), form.get("pipeline"), form.get("webhook_url")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("the 'file' field is missing")
+        if not isinstance(pipeline_text, str):
+            raise InvalidRequest("the 'pipeline' field is missing")
+        data = await upload.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the file exceeds {settings.max_upload_bytes} bytes")
+    return probe_upload(data, max_pixels=settings.max_pixels), pipeline_text, webhook_url
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, refusing bodies over `limit` bytes while they stream."""
+    limited = Request(request.scope, limited_receive(request.receive, limit))
     try:
-        raw: Any = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidPipeline(f"the pipeline is not valid JSON: {error}") from error
+        body = json.loads(await limited.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidRequest(f"the body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+def parse_pipeline(value: object) -> Pipeline:
+    """Validate a pipeline (JSON text, or already parsed), reporting every problem with its location."""
+    raw: Any = value
+    if isinstance(value, str):
+        try:
+            raw = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise InvalidPipeline(f"the pipeline is not valid JSON: {error}") from error
     try:
         pipeline = Pipeline.model_validate(raw)
         check_limits(pipeline)
@@ -192,3 +238,32 @@ async def download_output(
     except BlobNotFound as error:
         raise NotFound("the output has expired") from error
     return Response(data, media_type=output.content_type, headers={"ETag": f'"{output.sha256}"'})
+
+
+@router.delete("/{job_id}", response_model=JobControlled, summary="Cancel a job")
+async def cancel(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> JobControlled:
+    """Queued steps are skipped and running steps' results discarded; cancelling again changes nothing."""
+    async with shared.sessions.begin() as session:
+        done = await cancel_job(session, tenant_id=tenant_id, job_id=job_id, reason="cancelled by client")
+    return _controlled(job_id, done, request, shared)
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobControlled, summary="Retry a job's failed steps")
+async def retry(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> JobControlled:
+    """Run only the failed steps again (or the URL fetch that failed); outputs that succeeded are kept."""
+    async with shared.sessions.begin() as session:
+        done = await retry_job(session, tenant_id=tenant_id, job_id=job_id)
+    return _controlled(job_id, done, request, shared)
+
+
+def _controlled(job_id: uuid.UUID, done: Controlled, request: Request, shared: Resources) -> JobControlled:
+    if shared.relay is not None and done.events:
+        shared.relay.dispatch_soon(done.events)
+    with log_context(job_id=str(job_id)):
+        log.info("job controlled", extra={"state": done.state, "changed": done.changed})
+    return JobControlled(
+        job_id=job_id,
+        state=done.state,
+        changed=bool(done.changed),
+        status_url=str(request.url_for("read_job", job_id=job_id)),
+    )

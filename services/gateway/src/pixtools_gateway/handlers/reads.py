@@ -34,13 +34,10 @@ async def read_job_view(
         started_at=job.started_at,
         finished_at=job.finished_at,
         pipeline=job.pipeline,
-        input=InputView(
-            content_type=job.input_content_type,
-            bytes=job.input_bytes,
-            sha256=job.input_sha256,
-            width=job.input_width,
-            height=job.input_height,
-        ),
+        source_url=job.source_url,
+        input=_input_view(job),
+        error=ErrorView(code=job.error_code, message=job.error_message or "") if job.error_code else None,
+        batch_id=job.batch_id,
         steps=[step_view(step) for step in steps],
         outputs=[
             OutputView(
@@ -58,6 +55,18 @@ async def read_job_view(
             for output in outputs
         ],
         metadata={step["step_id"]: step["result"] for step in steps if step["op"] == "metadata" and step["result"]},
+    )
+
+
+def _input_view(job: Any) -> InputView | None:
+    if job.input_key is None:
+        return None
+    return InputView(
+        content_type=job.input_content_type,
+        bytes=job.input_bytes,
+        sha256=job.input_sha256,
+        width=job.input_width,
+        height=job.input_height,
     )
 
 

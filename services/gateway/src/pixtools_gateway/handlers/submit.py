@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixtools_contracts import (
     Event,
     JobSubmitted,
+    Lane,
     ObjectRef,
     Pipeline,
+    SourceRequested,
     StepRequested,
     first_steps,
     flatten,
@@ -35,28 +37,42 @@ class Upload:
     content_type: str
     width: int
     height: int
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class Submission:
-    """Everything a job needs at submission."""
+    """Everything a job needs at submission: an uploaded original or a URL for ingest to fetch."""
 
     tenant_id: uuid.UUID
-    upload: Upload
     pipeline: Pipeline
     webhook_url: str | None
     idempotency_key: str | None
     correlation_id: str
     traceparent: str | None
+    upload: Upload | None = None
+    source_url: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchPlace:
+    """Where a job sits in a batch: the batch, its position and the client's item id."""
+
+    batch_id: uuid.UUID
+    position: int
+    item_id: str | None
 
 
 def request_fingerprint(submission: Submission) -> str:
-    """A hash of what makes two requests 'the same' for idempotency: content, pipeline and webhook."""
+    """A hash of what makes two requests 'the same' for idempotency: source, pipeline and webhook."""
     canonical = {
-        "file": hashlib.sha256(submission.upload.data).hexdigest(),
+        "file": hashlib.sha256(submission.upload.data).hexdigest() if submission.upload else None,
+        "source_url": submission.source_url,
         "pipeline": submission.pipeline.model_dump(mode="json"),
         "webhook_url": submission.webhook_url,
     }
+    if submission.source_url is None:
+        del canonical["source_url"]  # keeps the fingerprints of upload jobs stored before URL import existed
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -70,7 +86,7 @@ class Submitted:
 
 
 async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, submission: Submission) -> Submitted:
-    """Store the original, then commit job, steps and outbox together."""
+    """Store the original (for an upload), then commit job, steps and outbox together."""
     fingerprint = request_fingerprint(submission)
     if submission.idempotency_key:
         async with sessions() as session:
@@ -78,20 +94,38 @@ async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStor
             if existing is not None:
                 return Submitted(existing, False, [])
     job_id = uuid.uuid4()
-    key = original_key(submission.tenant_id, job_id)
-    await blobs.put(key, submission.upload.data, submission.upload.content_type)
+    original = await store_original(blobs, submission.tenant_id, job_id, submission.upload)
     try:
         async with sessions.begin() as session:
-            job, events = _stage_job(session, job_id, key, submission, fingerprint)
+            job, events = stage_job(session, job_id, submission, original, fingerprint=fingerprint)
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its job.
-        await blobs.delete([key])
+        if original is not None:
+            await blobs.delete([original.key])
         async with sessions() as session:
             existing = await _existing(session, submission, fingerprint)
         if existing is None:
             raise
         return Submitted(existing, False, [])
     return Submitted(job, True, events)
+
+
+async def store_original(
+    blobs: BlobStore, tenant_id: uuid.UUID, job_id: uuid.UUID, upload: Upload | None
+) -> ObjectRef | None:
+    """Store an uploaded original under the job's key; None for a URL job, whose original ingest fetches."""
+    if upload is None:
+        return None
+    key = original_key(tenant_id, job_id)
+    await blobs.put(key, upload.data, upload.content_type)
+    return ObjectRef(
+        key=key,
+        content_type=upload.content_type,
+        bytes=len(upload.data),
+        sha256=hashlib.sha256(upload.data).hexdigest(),
+        width=upload.width,
+        height=upload.height,
+    )
 
 
 async def _existing(session: AsyncSession, submission: Submission, fingerprint: str) -> Job | None:
@@ -103,20 +137,19 @@ async def _existing(session: AsyncSession, submission: Submission, fingerprint: 
     return job
 
 
-def _stage_job(
-    session: AsyncSession, job_id: uuid.UUID, key: str, submission: Submission, fingerprint: str
+def stage_job(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    submission: Submission,
+    original: ObjectRef | None,
+    *,
+    fingerprint: str | None = None,
+    batch: BatchPlace | None = None,
 ) -> tuple[Job, list[Event]]:
-    upload = submission.upload
+    """Add the job, its steps and the outbox rows that start it to the session; return the job and those events."""
     slip = plan(submission.pipeline)
     steps = flatten(slip)
-    original = ObjectRef(
-        key=key,
-        content_type=upload.content_type,
-        bytes=len(upload.data),
-        sha256=hashlib.sha256(upload.data).hexdigest(),
-        width=upload.width,
-        height=upload.height,
-    )
+    upload = submission.upload
     job = Job(
         id=job_id,
         tenant_id=submission.tenant_id,
@@ -124,12 +157,17 @@ def _stage_job(
         pipeline=submission.pipeline.model_dump(mode="json"),
         step_count=len(steps),
         leaf_count=sum(step.is_leaf for step in steps),
-        input_key=key,
-        input_content_type=upload.content_type,
-        input_bytes=original.bytes,
-        input_sha256=original.sha256,
-        input_width=upload.width,
-        input_height=upload.height,
+        input_key=original.key if original else None,
+        input_content_type=original.content_type if original else None,
+        input_bytes=original.bytes if original else None,
+        input_sha256=original.sha256 if original else None,
+        input_width=original.width if original else None,
+        input_height=original.height if original else None,
+        source_url=submission.source_url,
+        source_name=upload.name if upload else None,
+        batch_id=batch.batch_id if batch else None,
+        batch_position=batch.position if batch else None,
+        item_id=batch.item_id if batch else None,
         webhook_url=submission.webhook_url,
         idempotency_key=submission.idempotency_key,
         request_hash=fingerprint,
@@ -156,17 +194,30 @@ def _stage_job(
         "traceparent": submission.traceparent,
         "producer": "gateway",
     }
-    submitted = JobSubmitted(
-        **envelope,
-        input=original,
-        pipeline=submission.pipeline,
-        step_count=job.step_count,
-        leaf_count=job.leaf_count,
-    )
-    requests = [
-        StepRequested(**envelope, service=service_for(step.spec.op), input=original, step=step, remaining=rest)
-        for step, rest in first_steps(slip)
-    ]
-    events: list[Event] = [submitted, *requests]
+    lane: Lane = "bulk" if batch else "interactive"
+    events: list[Event]
+    if original is None:
+        assert submission.source_url is not None
+        # job.submitted.v1 promises a stored original, so ingest announces a URL job once it has fetched it.
+        events = [
+            SourceRequested(
+                **envelope, url=submission.source_url, pipeline=submission.pipeline, remaining=slip, lane=lane
+            )
+        ]
+    else:
+        submitted = JobSubmitted(
+            **envelope,
+            input=original,
+            pipeline=submission.pipeline,
+            step_count=job.step_count,
+            leaf_count=job.leaf_count,
+        )
+        requests = [
+            StepRequested(
+                **envelope, service=service_for(step.spec.op), input=original, step=step, remaining=rest, lane=lane
+            )
+            for step, rest in first_steps(slip)
+        ]
+        events = [submitted, *requests]
     add_events(session, events)
     return job, events

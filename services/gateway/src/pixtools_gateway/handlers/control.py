@@ -1,0 +1,141 @@
+"""Cancelling and retrying jobs and batches; each call is one transaction that also stages its events."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, String, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixtools_contracts import Event, JobCancelled
+from pixtools_db import Batch, Job, Step
+from pixtools_db.outbox import add_events
+from pixtools_gateway.errors import NotFound, StateConflict
+from pixtools_gateway.handlers.reopen import JOBS_CHANNEL, retry_requests
+
+ACTIVE_JOB_STATES = ("accepted", "running")
+ACTIVE_STEP_STATES = ("pending", "running")
+RETRYABLE_JOB_STATES = ("failed", "partially_failed")
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Controlled:
+    """What a cancel or retry did: the resulting state, how many jobs it changed, and the events it staged."""
+
+    state: str
+    changed: int
+    events: list[Event]
+
+
+async def cancel_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID, reason: str) -> Controlled:
+    """Cancel a queued or running job; cancelling a cancelled job again changes nothing."""
+    job = await _lock_job(session, tenant_id, job_id)
+    if job.state == CANCELLED:
+        return Controlled(CANCELLED, 0, [])
+    if job.state not in ACTIVE_JOB_STATES:
+        raise StateConflict(f"job {job_id} already finished as {job.state}")
+    events = await _cancel_where(session, Job.id == job_id, reason)
+    return Controlled(CANCELLED, len(events), events)
+
+
+async def cancel_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID, reason: str) -> Controlled:
+    """Cancel every queued or running job of a batch and mark the batch cancelled; repeating it is harmless."""
+    batch = await _lock_batch(session, tenant_id, batch_id)
+    if batch.cancelled_at is None and batch.finished_at is not None:
+        raise StateConflict(f"batch {batch_id} already finished as {batch.state}")
+    if batch.cancelled_at is None:
+        batch.cancelled_at = batch.updated_at = datetime.now(UTC)
+        batch.state = CANCELLED
+    events = await _cancel_where(session, Job.batch_id == batch_id, reason)
+    await _notify(session, batch_id)
+    return Controlled(CANCELLED, len(events), events)
+
+
+async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Controlled:
+    """Run a failed or partially failed job's failed steps again, keeping what succeeded."""
+    job = await _lock_job(session, tenant_id, job_id)
+    if job.state not in RETRYABLE_JOB_STATES:
+        raise StateConflict(f"only failed or partially failed jobs can be retried; job {job_id} is {job.state}")
+    events = await retry_requests(session, job)
+    await _notify(session, job.id)
+    return Controlled(job.state, 1, events)
+
+
+async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Controlled:
+    """Retry every failed or partially failed job of a batch."""
+    batch = await _lock_batch(session, tenant_id, batch_id)
+    if batch.cancelled_at is not None:
+        raise StateConflict(f"batch {batch_id} was cancelled; cancelled batches are not retried")
+    jobs = (
+        await session.scalars(
+            select(Job)
+            .where(Job.batch_id == batch_id, Job.state.in_(RETRYABLE_JOB_STATES))
+            .order_by(Job.batch_position)
+            .with_for_update()
+        )
+    ).all()
+    if not jobs:
+        raise StateConflict(f"batch {batch_id} has no failed jobs to retry")
+    events: list[Event] = []
+    for job in jobs:
+        events += await retry_requests(session, job)
+    batch.state = "running"
+    batch.finished_at = None
+    batch.updated_at = datetime.now(UTC)
+    await _notify(session, batch_id)
+    return Controlled("running", len(jobs), events)
+
+
+async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reason: str) -> list[Event]:
+    """Cancel the active jobs matching `which` and skip their unfinished steps, with one statement each."""
+    result = await session.execute(
+        update(Job)
+        .where(which, Job.state.in_(ACTIVE_JOB_STATES))
+        .values(
+            state=CANCELLED,
+            finished_at=func.now(),
+            updated_at=func.now(),
+            error_code=CANCELLED,
+            error_message=reason,
+        )
+        .returning(Job.id, Job.tenant_id, Job.correlation_id)
+    )
+    cancelled = result.tuples().all()
+    if not cancelled:
+        return []
+    ids = [job_id for job_id, _, _ in cancelled]
+    await session.execute(
+        update(Step)
+        .where(Step.job_id.in_(ids), Step.state.in_(ACTIVE_STEP_STATES))
+        .values(state="skipped", finished_at=func.now(), error_code=CANCELLED, error_message=reason)
+    )
+    events: list[Event] = [
+        JobCancelled(job_id=job_id, tenant_id=tenant, correlation_id=correlation_id, producer="gateway", reason=reason)
+        for job_id, tenant, correlation_id in cancelled
+    ]
+    add_events(session, events)
+    for job_id in ids:
+        await _notify(session, job_id)
+    return events
+
+
+async def _lock_job(session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id).with_for_update())
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+async def _lock_batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Batch:
+    batch = await session.scalar(
+        select(Batch).where(Batch.id == batch_id, Batch.tenant_id == tenant_id).with_for_update()
+    )
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    return batch
+
+
+async def _notify(session: AsyncSession, some_id: uuid.UUID) -> None:
+    # One channel for jobs and batches: ids never collide, and SSE streams wait on the id they follow.
+    await session.execute(select(func.pg_notify(JOBS_CHANNEL, bindparam("id", str(some_id), type_=String))))

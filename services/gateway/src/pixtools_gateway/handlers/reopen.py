@@ -1,0 +1,156 @@
+"""Reopening failed work: steps go back to pending so a retry or a replayed command is applied again."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixtools_contracts import (
+    Event,
+    Lane,
+    ObjectRef,
+    Pipeline,
+    SourceRequested,
+    StepRequested,
+    descendants,
+    plan,
+    resume_at,
+    service_for,
+)
+from pixtools_db import Batch, Job, Output, Step
+
+JOBS_CHANNEL = "pixtools_jobs"
+REOPENABLE = ("failed", "skipped")
+
+_NOTIFY = select(func.pg_notify(JOBS_CHANNEL, bindparam("job_id", type_=String)))
+
+
+async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: set[str]) -> bool:
+    """Reset these steps and the steps they skipped to pending and the job to running.
+
+    False when the job is gone or was cancelled: a cancelled job stays cancelled.
+    """
+    job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None or job.state == "cancelled":
+        return False
+    steps = await _steps(session, job_id)
+    _reopen(job, steps, step_ids)
+    await _reopen_batch(session, job)
+    await session.execute(_NOTIFY, {"job_id": str(job_id)})
+    return True
+
+
+async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
+    """Reopen a locked failed job's failed steps and return the commands that run them again.
+
+    Steps that succeeded keep their outputs; each failed step reads the image its nearest ancestor produced,
+    or the stored original. A job whose source never arrived fetches it again.
+    """
+    steps = await _steps(session, job.id)
+    pipeline = Pipeline.model_validate(job.pipeline)
+    slip = plan(pipeline)
+    lane: Lane = "bulk" if job.batch_id else "interactive"
+    envelope = {
+        "job_id": job.id,
+        "tenant_id": job.tenant_id,
+        "correlation_id": job.correlation_id,
+        "producer": "gateway",
+    }
+    if job.input_key is None:
+        _reopen(job, steps, {step.step_id for step in steps})
+        job.state = "accepted"
+        assert job.source_url is not None
+        await _reopen_batch(session, job)
+        return [SourceRequested(**envelope, url=job.source_url, pipeline=pipeline, remaining=slip, lane=lane)]
+    failed = [step for step in steps if step.state == "failed"]
+    images = await _step_images(session, job.id)
+    parents = {step.step_id: step.parent_id for step in steps}
+    requests: list[Event] = []
+    for step in failed:
+        found = resume_at(slip, step.step_id)
+        if found is None:
+            continue
+        planned, rest = found
+        requests.append(
+            StepRequested(
+                **envelope,
+                service=service_for(planned.spec.op),
+                input=_input_of(step.step_id, parents, images, job),
+                step=planned,
+                remaining=rest,
+                lane=lane,
+            )
+        )
+    _reopen(job, steps, {step.step_id for step in failed})
+    await _reopen_batch(session, job)
+    return requests
+
+
+def _reopen(job: Job, steps: Sequence[Step], step_ids: set[str]) -> None:
+    parents = {step.step_id: step.parent_id for step in steps}
+    targets = set(step_ids)
+    for step_id in step_ids:
+        targets |= descendants(parents, step_id)
+    for step in steps:
+        if step.step_id in targets and step.state in REOPENABLE:
+            step.state = "pending"
+            step.started_at = step.finished_at = None
+            step.error_code = step.error_message = None
+            step.result = None
+    job.state = "running"
+    job.finished_at = None
+    job.error_code = job.error_message = None
+    job.updated_at = datetime.now(UTC)
+
+
+async def _reopen_batch(session: AsyncSession, job: Job) -> None:
+    """A batch whose child runs again is no longer finished; it settles (and notifies) again later."""
+    if job.batch_id is None:
+        return
+    await session.execute(
+        update(Batch)
+        .where(Batch.id == job.batch_id, Batch.cancelled_at.is_(None))
+        .values(state="running", finished_at=None, updated_at=func.now())
+    )
+
+
+async def _steps(session: AsyncSession, job_id: uuid.UUID) -> list[Step]:
+    return list(await session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position)))
+
+
+async def _step_images(session: AsyncSession, job_id: uuid.UUID) -> dict[str, ObjectRef]:
+    outputs = await session.scalars(select(Output).where(Output.job_id == job_id, Output.role == "image"))
+    return {
+        output.step_id: ObjectRef(
+            key=output.key,
+            content_type=output.content_type,
+            bytes=output.bytes,
+            sha256=output.sha256,
+            width=output.width,
+            height=output.height,
+        )
+        for output in outputs
+    }
+
+
+def _input_of(step_id: str, parents: dict[str, str | None], images: dict[str, ObjectRef], job: Job) -> ObjectRef:
+    """The image a step reads: its nearest ancestor's stored image (pass-through ops store none), else the original."""
+    parent = parents.get(step_id)
+    while parent is not None:
+        if parent in images:
+            return images[parent]
+        parent = parents.get(parent)
+    assert job.input_key is not None
+    assert job.input_content_type is not None
+    assert job.input_sha256 is not None
+    assert job.input_bytes is not None
+    return ObjectRef(
+        key=job.input_key,
+        content_type=job.input_content_type,
+        bytes=job.input_bytes,
+        sha256=job.input_sha256,
+        width=job.input_width,
+        height=job.input_height,
+    )
