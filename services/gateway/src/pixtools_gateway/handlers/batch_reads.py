@@ -57,11 +57,11 @@ _OUTPUTS = (
 
 
 async def fetch_batch(connection: AsyncConnection, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Any:
-    """The tenant's batch row, or NotFound."""
+    """The tenant's batch row (its columns as attributes), or NotFound."""
     batch = (await connection.execute(_BATCH, {"batch_id": batch_id, "tenant_id": tenant_id})).one_or_none()
     if batch is None:
         raise NotFound(f"no batch {batch_id}")
-    return batch[0]
+    return batch
 
 
 async def batch_totals(connection: AsyncConnection, batch_id: uuid.UUID) -> BatchTotals:
@@ -78,7 +78,7 @@ async def batch_totals(connection: AsyncConnection, batch_id: uuid.UUID) -> Batc
     )
 
 
-def batch_state(batch: Batch, totals: BatchTotals) -> str:
+def batch_state(batch: Any, totals: BatchTotals) -> str:
     """The stored state once finished or cancelled; otherwise accepted until a job starts, then running."""
     if batch.finished_at is not None or batch.cancelled_at is not None or batch.state in TERMINAL_STATES:
         return batch.state

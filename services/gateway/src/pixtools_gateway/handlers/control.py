@@ -58,6 +58,7 @@ async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid
     if job.state not in RETRYABLE_JOB_STATES:
         raise StateConflict(f"only failed or partially failed jobs can be retried; job {job_id} is {job.state}")
     events = await retry_requests(session, job)
+    add_events(session, events)
     await _notify(session, job.id)
     return Controlled(job.state, 1, events)
 
@@ -80,6 +81,7 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
     events: list[Event] = []
     for job in jobs:
         events += await retry_requests(session, job)
+    add_events(session, events)
     batch.state = "running"
     batch.finished_at = None
     batch.updated_at = datetime.now(UTC)
@@ -101,7 +103,7 @@ async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reaso
         )
         .returning(Job.id, Job.tenant_id, Job.correlation_id)
     )
-    cancelled = result.tuples().all()
+    cancelled = result.all()
     if not cancelled:
         return []
     ids = [job_id for job_id, _, _ in cancelled]
