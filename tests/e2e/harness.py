@@ -90,7 +90,7 @@ class Stack:
 
 
 def stack_environment(*, amqp_url: str, database_url: str, namespace: str, blob_dir: Path) -> dict[str, str]:
-    """Settings for a test stack: fast retries and webhook schedule, loopback webhooks allowed."""
+    """Settings for a test stack: fast retries and webhook schedule, loopback webhooks and URL sources allowed."""
     return {
         **{key: value for key, value in os.environ.items() if not key.startswith("PIXTOOLS_")},
         "PIXTOOLS_ENV": "test",
@@ -102,6 +102,7 @@ def stack_environment(*, amqp_url: str, database_url: str, namespace: str, blob_
         "PIXTOOLS_HOST": "127.0.0.1",
         "PIXTOOLS_OPS_HOST": "127.0.0.1",
         "PIXTOOLS_WEBHOOK_ALLOW_CIDRS": '["127.0.0.0/8"]',
+        "PIXTOOLS_FETCH_ALLOW_CIDRS": '["127.0.0.0/8"]',
         "PIXTOOLS_WEBHOOK_RETRY_SCHEDULE": "0.2,0.4,0.8",
         "PIXTOOLS_RETRY__MAX_ATTEMPTS": "3",
         "PIXTOOLS_RETRY__BASE_DELAY_S": "0.2",

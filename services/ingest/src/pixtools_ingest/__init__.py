@@ -1,1 +1,1 @@
-"""The ingest service: the CPU operations of a pipeline."""
+"""The ingest service: fetches URL sources and runs the CPU operations of a pipeline."""

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from pixtools_contracts import (
 )
 from pixtools_imaging import ImageError, convert, extract_metadata, resize
 from pixtools_ingest.errors import UnknownOperation
+from pixtools_ingest.fetching import SourceFetching
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
 from pixtools_platform.outputs import store_image, store_output
 from pixtools_platform.progress import announce_if_slow
@@ -32,13 +33,14 @@ PRODUCER = "ingest"
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What a step needs: storage, a way to run CPU work off the event loop, and limits."""
+    """What a step needs: storage, a way to run CPU work off the event loop, limits, and how sources are fetched."""
 
     blobs: BlobStore
     run_cpu: Callable[[Callable[[], T]], Awaitable[T]]
     announce: Callable[[Event], Coroutine[Any, Any, None]]
     max_pixels: int
     announce_after_s: float = 0.25
+    fetching: SourceFetching = field(default_factory=SourceFetching)
 
 
 async def run_step(request: StepRequested, deps: Dependencies) -> list[Event]:

@@ -23,7 +23,7 @@ DEFAULT_PORTS = {"gateway": 8000, "ingest": 9101, "aggregator": 9102, "denoise":
 
 
 def local_environment(root: Path) -> dict[str, str]:
-    """Settings of the local stack: local blob directory, development tenant, loopback webhooks only."""
+    """Settings of the local stack: local blob directory, development tenant, loopback webhooks and sources only."""
     models = root.parent / "shared" / "models"
     defaults = {
         "PIXTOOLS_ENV": "local",
@@ -34,6 +34,7 @@ def local_environment(root: Path) -> dict[str, str]:
         "PIXTOOLS_SEED_DEV_TENANT": "true",
         "PIXTOOLS_DEV_API_KEY": "pixtools-dev-key",
         "PIXTOOLS_WEBHOOK_ALLOW_CIDRS": '["127.0.0.0/8"]',
+        "PIXTOOLS_FETCH_ALLOW_CIDRS": '["127.0.0.0/8"]',
         "PIXTOOLS_MODELS_DIR": str(models),
         "PIXTOOLS_LOG_JSON": "true",
     }
