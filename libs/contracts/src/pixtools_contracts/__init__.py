@@ -1,6 +1,7 @@
 """PixTools contracts: the events, the pipeline vocabulary and the operation registry."""
 
 from pixtools_contracts._asyncapi import asyncapi_document
+from pixtools_contracts._batches import BatchFinished, BatchTotals, FinishedBatchState
 from pixtools_contracts._events import (
     EVENT_TYPES,
     DetectedObject,
@@ -77,6 +78,8 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_STEPS",
     "OPERATIONS",
+    "BatchFinished",
+    "BatchTotals",
     "ConvertParams",
     "ConvertStep",
     "DenoiseParams",
@@ -86,6 +89,7 @@ __all__ = [
     "DetectedObject",
     "ErrorInfo",
     "Event",
+    "FinishedBatchState",
     "JobCancelled",
     "JobCompleted",
     "JobFailed",

@@ -135,7 +135,9 @@ class SourceFailed(Event):
 
     type: Literal["source.failed.v1"] = "source.failed.v1"
     url: str = Field(description="The URL that was tried.")
-    error: ErrorInfo = Field(description="The reason, for example 'fetch.blocked_address' or 'fetch.http_status'.")
+    error: ErrorInfo = Field(
+        description="The reason, for example 'fetch.blocked', 'fetch.http_4xx' or 'fetch.not_an_image'."
+    )
     attempts: int = Field(ge=1, description="Fetch attempts made.")
 
 

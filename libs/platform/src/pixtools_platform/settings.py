@@ -54,6 +54,22 @@ class CommonSettings(BaseSettings):
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     prefetch: int = Field(default=8, ge=1, le=1000, description="Messages a consumer holds at once.")
+    bulk_prefetch: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Messages a stage holds at once from its bulk lane (batch items), so single jobs keep capacity.",
+    )
+    cancellation_catch_up_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a stage waits to read the cancellations stream to its end before it takes work.",
+    )
+    cancelled_jobs_limit: int = Field(
+        default=100_000,
+        ge=1,
+        description="Cancelled job ids a stage remembers; the oldest are forgotten first.",
+    )
     drain_seconds: float = Field(default=30.0, gt=0, description="How long shutdown waits for in-flight work.")
     announce_after_s: float = Field(
         default=0.25, ge=0, description="A step still running after this long publishes step.started."

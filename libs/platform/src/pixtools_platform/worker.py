@@ -1,11 +1,9 @@
-"""The shape every stage worker shares: broker, storage, one consumer, ops endpoints, draining stop."""
+"""The shape every stage worker shares: broker, storage, a consumer per lane, ops endpoints, draining stop."""
 
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 from aio_pika.abc import AbstractRobustConnection
 
@@ -13,8 +11,12 @@ from pixtools_contracts import Event, StepRequested, step_failed
 from pixtools_platform.blobstore import BlobStore, open_blob_store
 from pixtools_platform.broker import Consumer, Handler, PermanentError, Publisher, Topology, connect
 from pixtools_platform.broker.consumer import ExhaustedHook
+from pixtools_platform.cancellations import CancelledJobs, skip_cancelled
+from pixtools_platform.lanes import LANES, CpuPool, in_lane, lane_routing_keys, lane_service
 from pixtools_platform.ops import Check, OpsServer
 from pixtools_platform.settings import CommonSettings
+
+__all__ = ["CpuPool", "StageWorker", "Wire", "Wiring", "gave_up_hook", "step_request_handlers"]
 
 
 @dataclass(frozen=True)
@@ -26,14 +28,16 @@ class Wiring:
     checks: Mapping[str, Check] | None = None
 
 
-T = TypeVar("T")
-
 Wire = Callable[[BlobStore, Publisher], Awaitable[Wiring]]
 """Builds a stage's handlers from the opened storage and publisher (and loads its models)."""
 
 
 class StageWorker:
-    """Consumes one service queue until stopped; the stage supplies only its handlers."""
+    """Consumes a service's interactive and bulk queues until stopped; the stage supplies only its handlers.
+
+    Before taking work it reads the cancellations stream to its end, and from then on it skips the
+    messages of cancelled jobs (see `pixtools_platform.cancellations`).
+    """
 
     def __init__(
         self,
@@ -52,29 +56,38 @@ class StageWorker:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: Publisher | None = None
         self._blobs: BlobStore | None = None
-        self._consumer: Consumer | None = None
+        self._consumers: list[Consumer] = []
         self._ops: OpsServer | None = None
+        self.cancelled = CancelledJobs(Topology(settings.namespace), limit=settings.cancelled_jobs_limit)
 
     async def start(self) -> None:
-        """Connect, wire the stage, declare its queue and start consuming."""
+        """Connect, wire the stage, catch up with cancellations, declare its queues and start consuming."""
         settings = self.settings
         topology = Topology(settings.namespace)
         self._connection = await connect(settings.amqp_url, self._service)
         self._publisher = await Publisher.open(self._connection, topology)
         self._blobs = await open_blob_store(settings)
         wiring = await self._wire(self._blobs, self._publisher)
-        self._consumer = Consumer(
-            connection=self._connection,
-            publisher=self._publisher,
-            topology=topology,
-            service=self._service,
-            routing_keys=self._routing_keys,
-            handlers=wiring.handlers,
-            retry=settings.retry,
-            prefetch=settings.prefetch,
-            on_exhausted=wiring.on_exhausted,
-        )
-        await self._consumer.start()
+        await self.cancelled.start(self._connection, self._publisher, timeout_s=settings.cancellation_catch_up_s)
+        handlers = {
+            event_type: skip_cancelled(handler, self.cancelled, self._service)
+            for event_type, handler in wiring.handlers.items()
+        }
+        for lane in LANES:
+            consumer = Consumer(
+                connection=self._connection,
+                publisher=self._publisher,
+                topology=topology,
+                service=lane_service(self._service, lane),
+                routing_keys=lane_routing_keys(self._routing_keys, lane),
+                handlers={event_type: in_lane(lane, handler) for event_type, handler in handlers.items()},
+                retry=settings.retry,
+                # Few bulk messages per replica: a batch cannot take the slots a single job needs.
+                prefetch=settings.bulk_prefetch if lane == "bulk" else settings.prefetch,
+                on_exhausted=wiring.on_exhausted,
+            )
+            await consumer.start()
+            self._consumers.append(consumer)
         if settings.ops_port:
             checks: dict[str, Check] = {
                 "broker": functools.partial(_connection_open, self._connection),
@@ -86,8 +99,8 @@ class StageWorker:
 
     async def stop(self) -> None:
         """Drain in-flight messages, then release everything in reverse order."""
-        if self._consumer is not None:
-            await self._consumer.stop(self.settings.drain_seconds)
+        await asyncio.gather(*(consumer.stop(self.settings.drain_seconds) for consumer in self._consumers))
+        await self.cancelled.stop()
         if self._ops is not None:
             await self._ops.stop()
         if self._release is not None:
@@ -125,18 +138,3 @@ def gave_up_hook(producer: str) -> ExhaustedHook:
         return []
 
     return on_exhausted
-
-
-class CpuPool:
-    """Threads for codec and other CPU work, so it never runs on the event loop."""
-
-    def __init__(self, threads: int, name: str) -> None:
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name)
-
-    async def run(self, work: Callable[[], T]) -> T:
-        """Run `work` on a pool thread and return its result."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-    def close(self) -> None:
-        """Finish running work and drop queued work."""
-        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -17,6 +17,7 @@ from pixtools_platform.broker import RetryPolicy
 from pixtools_testkit.infra import Infra, real_infra
 
 SERVICES = ("ingest", "denoise", "detect", "aggregator")
+STAGES = ("ingest", "denoise", "detect")
 TEST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.2, factor=2.0, jitter=0.5)
 """The retry policy tests use, so growing delays show in seconds, not minutes."""
 
@@ -67,12 +68,14 @@ async def namespace(infra: Infra) -> AsyncIterator[str]:
     connection = await aio_pika.connect(infra.amqp_url)
     try:
         channel = await connection.channel()
-        for service in SERVICES:
+        # Stages also consume a bulk lane, `<service>.bulk`, with its own dead-letter and delay queues.
+        for service in (*SERVICES, *(f"{stage}.bulk" for stage in STAGES)):
             tiers = {*TEST_RETRY.tiers_ms(), *RetryPolicy().tiers_ms()}
             delay_queues = [f"{name}.{service}.delay.{tier}ms" for tier in tiers]
             for queue in (f"{name}.{service}", f"{name}.{service}.dlq", *delay_queues):
                 await channel.queue_delete(queue)
         await channel.queue_delete(f"{name}.journal")
+        await channel.queue_delete(f"{name}.cancellations")
         for exchange in ("events", "dlx", "redeliver"):
             await channel.exchange_delete(f"{name}.{exchange}")
     finally:

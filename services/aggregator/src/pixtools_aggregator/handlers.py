@@ -1,13 +1,15 @@
-"""The job state machine: plain async functions of (event, dependencies) that apply one step event."""
+"""The job state machine: plain async functions of (event, dependencies) for step events, and how a job ends."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
+from pixtools_aggregator.batches import settle_batch, start_batch_job
 from pixtools_aggregator.errors import UnknownJob, UnknownStep
 from pixtools_aggregator.ports import JobRepository
 from pixtools_aggregator.states import (
     JOB_TERMINAL,
+    EndedJobState,
     FinishedJobState,
     all_terminal,
     can_advance,
@@ -15,7 +17,16 @@ from pixtools_aggregator.states import (
     finished_state,
 )
 from pixtools_aggregator.terminal import terminal_event, webhook_delivery
-from pixtools_contracts import Event, JobCompleted, JobFailed, StepCompleted, StepFailed, StepOutput, StepStarted
+from pixtools_contracts import (
+    Event,
+    FinishedBatchState,
+    JobCompleted,
+    JobFailed,
+    StepCompleted,
+    StepFailed,
+    StepOutput,
+    StepStarted,
+)
 from pixtools_db import Job, Output, Step
 
 UPSTREAM_FAILED = "upstream_failed"
@@ -38,8 +49,9 @@ class Applied:
 
     outcome: Literal["applied", "unchanged", "duplicate", "ignored"]
     staged: list[JobCompleted | JobFailed] = field(default_factory=list)
-    finished: FinishedJobState | None = None
+    finished: EndedJobState | None = None
     webhook: bool = False
+    batch_finished: FinishedBatchState | None = None
 
 
 @dataclass
@@ -48,6 +60,7 @@ class _Opened:
     steps: list[Step]
     step: Step
     changed: bool
+    started: bool
 
 
 async def apply_step_started(event: StepStarted, deps: Dependencies) -> Applied:
@@ -105,9 +118,7 @@ async def _open(event: StepEvent, deps: Dependencies) -> _Opened | Applied:
     """Dedupe the event, lock its job and find its step; an Applied means there is nothing to do."""
     if not await deps.jobs.claim_event(event.event_id):
         return Applied("duplicate")
-    job = await deps.jobs.lock_job(event.job_id)
-    if job is None:
-        raise UnknownJob(f"job {event.job_id} does not exist")
+    job = await lock_known_job(event, deps)
     if job.state in JOB_TERMINAL:
         # Late results of finished or cancelled jobs change nothing.
         return Applied("ignored")
@@ -117,9 +128,8 @@ async def _open(event: StepEvent, deps: Dependencies) -> _Opened | Applied:
         raise UnknownStep(f"job {job.id} has no step {event.step_id!r}")
     started = job.state == "accepted"
     if started:
-        job.state = "running"
-        job.started_at = _started_at(event)
-    return _Opened(job=job, steps=steps, step=step, changed=started)
+        start_job(job, _started_at(event))
+    return _Opened(job=job, steps=steps, step=step, changed=started, started=started)
 
 
 async def _settle(opened: _Opened, deps: Dependencies) -> Applied:
@@ -130,16 +140,49 @@ async def _settle(opened: _Opened, deps: Dependencies) -> Applied:
     job.updated_at = deps.now
     await deps.jobs.notify(job.id)
     if not all_terminal(step.state for step in steps):
+        if opened.started and job.batch_id is not None:
+            await start_batch_job(job.batch_id, jobs=deps.jobs, now=deps.now)
         return Applied("applied")
-    state = finished_state(step.state for step in steps if step.is_leaf)
+    return await finish_job(job, steps, finished_state(step.state for step in steps if step.is_leaf), deps)
+
+
+async def lock_known_job(event: Event, deps: Dependencies) -> Job:
+    """The event's job, locked; a job that does not exist is an error the event can never get past."""
+    job = await deps.jobs.lock_job(event.job_id)
+    if job is None:
+        raise UnknownJob(f"job {event.job_id} does not exist")
+    return job
+
+
+def start_job(job: Job, at: datetime) -> None:
+    """Move an accepted job to running."""
+    job.state = "running"
+    job.started_at = at
+
+
+async def finish_job(job: Job, steps: list[Step], state: FinishedJobState, deps: Dependencies) -> Applied:
+    """End a job whose steps are all terminal: stage its terminal event and webhook, then settle its batch."""
     job.state = state
     job.finished_at = deps.now
+    job.updated_at = deps.now
     outputs = await deps.jobs.final_outputs(job.id) if state != "failed" else []
     event = terminal_event(job, steps, outputs, state, deps.traceparent)
     deps.jobs.stage(event)
     if job.webhook_url:
         deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))
-    return Applied("applied", staged=[event], finished=state, webhook=bool(job.webhook_url))
+    return await settle_job_batch(
+        job, deps, Applied("applied", staged=[event], finished=state, webhook=bool(job.webhook_url))
+    )
+
+
+async def settle_job_batch(job: Job, deps: Dependencies, applied: Applied) -> Applied:
+    """After a job became terminal: settle its batch, if it has one, and add what that did to `applied`."""
+    if job.batch_id is None:
+        return applied
+    settled = await settle_batch(job.batch_id, jobs=deps.jobs, now=deps.now, traceparent=deps.traceparent)
+    if settled is None:
+        return applied
+    return replace(applied, webhook=applied.webhook or settled.webhook, batch_finished=settled.state)
 
 
 def _started_at(event: Event) -> datetime:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from pixtools_contracts import Event
-from pixtools_db import Job, Output, Step, WebhookDelivery
+from pixtools_db import Batch, Job, Output, Step, WebhookDelivery
 
 
 class JobRepository(Protocol):
@@ -43,6 +43,26 @@ class JobRepository(Protocol):
 
     async def notify(self, job_id: uuid.UUID) -> None:
         """Tell listeners (the gateway's event stream) the job changed, once the transaction commits."""
+        ...
+
+    async def lock_batch(self, batch_id: uuid.UUID) -> Batch | None:
+        """The batch, locked until the transaction ends, so its jobs finishing at once settle it one at a time."""
+        ...
+
+    async def start_batch(self, batch_id: uuid.UUID, now: datetime) -> None:
+        """Move the batch from 'accepted' to 'running'; any other state is left as it is."""
+        ...
+
+    async def has_unfinished_jobs(self, batch_id: uuid.UUID) -> bool:
+        """True while any job of the batch, as committed by others or changed here, is not terminal."""
+        ...
+
+    async def count_batch_jobs(self, batch_id: uuid.UUID) -> dict[str, int]:
+        """The batch's jobs counted by state."""
+        ...
+
+    async def notify_batch(self, batch_id: uuid.UUID) -> None:
+        """Tell listeners (the gateway's batch stream) the batch or one of its jobs changed, once committed."""
         ...
 
 

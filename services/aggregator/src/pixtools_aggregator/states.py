@@ -1,16 +1,18 @@
 """The state rules of jobs and steps: forward-only steps and the terminal-state decision."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from pixtools_contracts import descendants
+from pixtools_contracts import BatchTotals, FinishedBatchState, descendants
 
 StepState = Literal["pending", "running", "succeeded", "failed", "skipped"]
 JobState = Literal["accepted", "running", "succeeded", "partially_failed", "failed", "cancelled"]
 FinishedJobState = Literal["succeeded", "partially_failed", "failed"]
+EndedJobState = FinishedJobState | Literal["cancelled"]
 
 STEP_TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
 JOB_TERMINAL: frozenset[str] = frozenset({"succeeded", "partially_failed", "failed", "cancelled"})
+JOB_UNFINISHED: tuple[str, ...] = ("accepted", "running")
 
 _RANK = {"pending": 0, "running": 1, "succeeded": 2, "failed": 2, "skipped": 2}
 
@@ -39,3 +41,27 @@ def all_terminal(step_states: Iterable[str]) -> bool:
 def downstream(parents: dict[str, str | None], step_id: str) -> set[str]:
     """Ids of every step fed, directly or not, by `step_id`, given each step's parent."""
     return descendants(parents, step_id)
+
+
+def batch_state(totals: BatchTotals, *, cancelled: bool) -> FinishedBatchState:
+    """The terminal state of a batch whose jobs are all terminal."""
+    if cancelled:
+        return "cancelled"
+    if totals.succeeded == totals.total:
+        return "succeeded"
+    if totals.succeeded + totals.partially_failed == 0:
+        return "failed"
+    return "partially_failed"
+
+
+def batch_totals(counts: Mapping[str, int]) -> BatchTotals:
+    """A batch's totals from its jobs counted by state; 'queued' is the jobs still accepted."""
+    return BatchTotals(
+        queued=counts.get("accepted", 0),
+        running=counts.get("running", 0),
+        succeeded=counts.get("succeeded", 0),
+        partially_failed=counts.get("partially_failed", 0),
+        failed=counts.get("failed", 0),
+        cancelled=counts.get("cancelled", 0),
+        total=sum(counts.values()),
+    )

@@ -1,5 +1,6 @@
 """The broker adapter: the aggregator's queue, its bindings, and which handler applies each event."""
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -16,13 +17,31 @@ from pixtools_aggregator.handlers import (
     apply_step_failed,
     apply_step_started,
 )
+from pixtools_aggregator.job_control import apply_job_cancelled, apply_source_failed, apply_source_fetched
 from pixtools_aggregator.ports import JobRepository
-from pixtools_contracts import Event, StepCompleted, StepFailed, StepStarted
+from pixtools_contracts import (
+    Event,
+    JobCancelled,
+    SourceFailed,
+    SourceFetched,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
 from pixtools_platform.broker import Consumer, Handler, PermanentError, Publisher, RetryPolicy, Topology
 from pixtools_platform.telemetry import current_trace_context
 
+log = logging.getLogger(__name__)
+
 SERVICE = "aggregator"
-ROUTING_KEYS = ("step.started.v1", "step.completed.v1", "step.failed.v1")
+ROUTING_KEYS = (
+    "step.started.v1",
+    "step.completed.v1",
+    "step.failed.v1",
+    "source.fetched.v1",
+    "source.failed.v1",
+    "job.cancelled.v1",
+)
 
 Transactions = Callable[[], AbstractAsyncContextManager[JobRepository]]
 """Opens a repository in a new transaction that commits when the block succeeds."""
@@ -43,11 +62,14 @@ def build_consumer(
     transactions: Transactions,
     on_applied: OnApplied,
 ) -> Consumer:
-    """The consumer of `<namespace>.aggregator`; each step event is applied in one transaction, then acked."""
+    """The consumer of `<namespace>.aggregator`; each job event is applied in one transaction, then acked."""
     handlers = {
         "step.started.v1": _in_transaction(StepStarted, apply_step_started, transactions, on_applied),
         "step.completed.v1": _in_transaction(StepCompleted, apply_step_completed, transactions, on_applied),
         "step.failed.v1": _in_transaction(StepFailed, apply_step_failed, transactions, on_applied),
+        "source.fetched.v1": _in_transaction(SourceFetched, apply_source_fetched, transactions, on_applied),
+        "source.failed.v1": _in_transaction(SourceFailed, apply_source_failed, transactions, on_applied),
+        "job.cancelled.v1": _in_transaction(JobCancelled, apply_job_cancelled, transactions, on_applied),
     }
     return Consumer(
         connection=connection,
@@ -79,6 +101,8 @@ def _in_transaction(
         metrics.EVENTS_APPLIED.labels(event.type, applied.outcome).inc()
         if applied.finished is not None:
             metrics.JOBS_FINISHED.labels(applied.finished).inc()
+        if applied.batch_finished is not None:
+            log.info("batch finished", extra={"job_id": str(event.job_id), "state": applied.batch_finished})
         on_applied(applied)
         # Terminal events were committed to the outbox with the state; publishing them here could lose them.
         return ()

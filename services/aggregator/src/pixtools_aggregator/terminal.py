@@ -5,16 +5,18 @@ from collections.abc import Sequence
 
 from pixtools_aggregator.states import FinishedJobState
 from pixtools_aggregator.webhooks import webhook_payload
-from pixtools_contracts import ErrorInfo, JobCompleted, JobFailed, JobOutput, StepError
+from pixtools_contracts import ErrorInfo, Event, JobCompleted, JobFailed, JobOutput, StepError
 from pixtools_db import Job, Output, Step, WebhookDelivery
 
 PRODUCER = "aggregator"
+SOURCE_STEP_ID = "source"
+SOURCE_OP = "fetch"
 
 
 def terminal_event(
     job: Job, steps: Sequence[Step], outputs: Sequence[Output], state: FinishedJobState, traceparent: str | None
 ) -> JobCompleted | JobFailed:
-    """JobCompleted when any leaf succeeded, JobFailed otherwise."""
+    """JobCompleted when any leaf succeeded, JobFailed otherwise; errors list a job-level reason, then failed steps."""
     errors = [
         StepError(
             step_id=step.step_id,
@@ -24,6 +26,10 @@ def terminal_event(
         for step in steps
         if step.state == "failed"
     ]
+    if job.error_code:
+        # The source fetch is the one job-level reason a terminal event can carry: cancelled jobs get JobCancelled.
+        error = ErrorInfo(code=job.error_code, message=job.error_message or "")
+        errors.insert(0, StepError(step_id=SOURCE_STEP_ID, op=SOURCE_OP, error=error))
     common = {
         "job_id": job.id,
         "tenant_id": job.tenant_id,
@@ -57,8 +63,8 @@ def _job_output(output: Output) -> JobOutput:
     )
 
 
-def webhook_delivery(job: Job, event: JobCompleted | JobFailed, url: str, traceparent: str | None) -> WebhookDelivery:
-    """A pending delivery of the event to the job's webhook."""
+def webhook_delivery(job: Job, event: Event, url: str, traceparent: str | None) -> WebhookDelivery:
+    """A pending delivery of the job's event to its webhook."""
     return WebhookDelivery(
         id=uuid.uuid4(),
         tenant_id=job.tenant_id,

@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 
 from pixtools_aggregator.errors import InvalidWebhookSecret
 from pixtools_aggregator.ports import EndpointEffect, EndpointState
-from pixtools_contracts import Event
+from pixtools_contracts import BatchFinished, Event
 
 SECRET_PREFIX = "whsec_"
 
 
-def webhook_payload(event: Event) -> bytes:
-    """The body sent for an event: {"type", "timestamp", "data"}, as Standard Webhooks suggests."""
-    envelope = {"type": event.type, "timestamp": event.occurred_at.isoformat(), "data": event.model_dump(mode="json")}
+def webhook_payload(message: Event | BatchFinished) -> bytes:
+    """The body sent for a job event or finished batch: {"type", "timestamp", "data"}, as Standard Webhooks suggests."""
+    at = message.finished_at if isinstance(message, BatchFinished) else message.occurred_at
+    envelope = {"type": message.type, "timestamp": at.isoformat(), "data": message.model_dump(mode="json")}
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 

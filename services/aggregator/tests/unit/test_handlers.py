@@ -7,13 +7,18 @@ import pytest
 
 from pixtools_aggregator.errors import UnknownJob
 from pixtools_aggregator.handlers import Dependencies, apply_step_completed, apply_step_failed, apply_step_started
+from pixtools_aggregator.job_control import apply_job_cancelled, apply_source_failed, apply_source_fetched
+from pixtools_aggregator.terminal import terminal_event
 from pixtools_contracts import (
     ErrorInfo,
     Event,
+    JobCancelled,
     JobCompleted,
     JobFailed,
     ObjectRef,
     Pipeline,
+    SourceFailed,
+    SourceFetched,
     StepCompleted,
     StepFailed,
     StepOutput,
@@ -185,3 +190,89 @@ async def test_event_for_an_unknown_job_is_an_error():
     )
     with pytest.raises(UnknownJob):
         await apply_step_started(stray, deps(repo))
+
+
+def fetched(repo: FakeJobRepository) -> SourceFetched:
+    original = ObjectRef(key="originals/t/j", content_type="image/png", bytes=99, sha256="e" * 64, width=4, height=3)
+    return SourceFetched(url="https://a.example/x.png", final_url="https://a.example/x.png", input=original,
+                         attempts=2, **_ids(repo))  # fmt: skip
+
+
+def fetch_failed(repo: FakeJobRepository) -> SourceFailed:
+    error = ErrorInfo(code="fetch.blocked_address", message="10.0.0.1 is private")
+    return SourceFailed(url="https://a.example/x.png", error=error, attempts=1, **_ids(repo))
+
+
+async def test_fetched_source_is_recorded_and_starts_the_job():
+    repo = FakeJobRepository(FORK)
+    event = fetched(repo)
+    applied = await apply_source_fetched(event, deps(repo))
+    assert applied.outcome == "applied"
+    job = repo.job
+    assert (job.input_key, job.input_content_type, job.input_bytes, job.input_sha256) == (
+        "originals/t/j",
+        "image/png",
+        99,
+        "e" * 64,
+    )
+    assert (job.input_width, job.input_height) == (4, 3)
+    assert (job.state, job.started_at) == ("running", event.occurred_at)
+    assert repo.notified == [job.id]
+    assert (await apply_source_fetched(event, deps(repo))).outcome == "duplicate"
+
+
+async def test_fetched_source_of_a_finished_job_is_recorded_without_reopening_it():
+    repo = FakeJobRepository(FORK, state="failed")
+    applied = await apply_source_fetched(fetched(repo), deps(repo))
+    assert applied.outcome == "applied"
+    assert repo.job.input_key == "originals/t/j"
+    assert (repo.job.state, repo.job.started_at) == ("failed", None)
+
+
+async def test_failed_source_skips_every_step_and_fails_the_job_with_its_reason():
+    repo = FakeJobRepository(FORK, webhook_url="https://example.com/hook")
+    applied = await apply_source_failed(fetch_failed(repo), deps(repo))
+    assert (applied.outcome, applied.finished, applied.webhook) == ("applied", "failed", True)
+    assert (repo.job.state, repo.job.error_code) == ("failed", "fetch.blocked_address")
+    assert repo.job.finished_at == NOW
+    assert {(step.state, step.error_code) for step in repo.step_rows} == {("skipped", "source_failed")}
+    [event] = repo.outbox
+    assert isinstance(event, JobFailed)
+    [error] = event.errors
+    assert (error.step_id, error.op, error.error) == ("source", "fetch", fetch_failed(repo).error)
+    [webhook] = repo.webhooks
+    assert webhook.event_type == "job.failed.v1"
+
+
+async def test_failed_source_of_a_cancelled_job_is_ignored():
+    repo = FakeJobRepository(FORK, state="cancelled")
+    applied = await apply_source_failed(fetch_failed(repo), deps(repo))
+    assert applied.outcome == "ignored"
+    assert (repo.outbox, repo.job.error_code) == ([], None)
+    assert {step.state for step in repo.step_rows} == {"pending"}
+
+
+async def test_cancellation_sends_the_webhook_of_a_cancelled_job_only():
+    cancelled = FakeJobRepository(FORK, state="cancelled", webhook_url="https://example.com/hook")
+    event = JobCancelled(**(_ids(cancelled) | {"producer": "gateway"}))
+    applied = await apply_job_cancelled(event, deps(cancelled))
+    assert (applied.outcome, applied.finished, applied.webhook) == ("applied", "cancelled", True)
+    [webhook] = cancelled.webhooks
+    assert (webhook.event_type, webhook.job_id, webhook.batch_id) == ("job.cancelled.v1", cancelled.job.id, None)
+    assert cancelled.outbox == []
+
+    retried = FakeJobRepository(FORK, state="running", webhook_url="https://example.com/hook")
+    applied = await apply_job_cancelled(JobCancelled(**(_ids(retried) | {"producer": "gateway"})), deps(retried))
+    assert applied.outcome == "ignored"
+    assert retried.webhooks == []
+
+
+def test_terminal_event_lists_the_job_level_reason_before_failed_steps():
+    repo = FakeJobRepository(FORK)
+    repo.job.error_code, repo.job.error_message = "fetch.timeout", "no answer in 10 s"
+    repo.step("1.0.0").state, repo.step("1.0.0").error_code = "failed", "image.corrupt"
+    event = terminal_event(repo.job, repo.step_rows, [], "failed", None)
+    assert [(error.step_id, error.error.code) for error in event.errors] == [
+        ("source", "fetch.timeout"),
+        ("1.0.0", "image.corrupt"),
+    ]

@@ -2,7 +2,14 @@
 
 import pytest
 
-from pixtools_aggregator.states import all_terminal, can_advance, downstream, finished_state
+from pixtools_aggregator.states import (
+    all_terminal,
+    batch_state,
+    batch_totals,
+    can_advance,
+    downstream,
+    finished_state,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,3 +59,24 @@ def test_downstream_follows_parents_through_branches():
     assert downstream(parents, "0") == {"1.0.0", "1.1.0", "1.1.1", "1.2.0"}
     assert downstream(parents, "1.1.0") == {"1.1.1"}
     assert downstream(parents, "1.2.0") == set()
+
+
+@pytest.mark.parametrize(
+    ("counts", "cancelled", "expected"),
+    [
+        ({"succeeded": 3}, False, "succeeded"),
+        ({"succeeded": 2, "failed": 1}, False, "partially_failed"),
+        ({"partially_failed": 1, "failed": 2}, False, "partially_failed"),
+        ({"failed": 2, "cancelled": 1}, False, "failed"),
+        ({"cancelled": 2}, False, "failed"),
+        ({"succeeded": 1, "cancelled": 2}, True, "cancelled"),
+        ({"succeeded": 3}, True, "cancelled"),
+    ],
+)
+def test_batch_state_follows_its_jobs(counts, cancelled, expected):
+    assert batch_state(batch_totals(counts), cancelled=cancelled) == expected
+
+
+def test_batch_totals_count_accepted_jobs_as_queued():
+    totals = batch_totals({"accepted": 4, "running": 1, "failed": 2})
+    assert (totals.queued, totals.running, totals.failed, totals.succeeded, totals.total) == (4, 1, 2, 0, 7)

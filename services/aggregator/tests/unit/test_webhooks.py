@@ -11,7 +11,7 @@ import pytest
 
 from pixtools_aggregator.errors import InvalidWebhookSecret
 from pixtools_aggregator.webhooks import sign, signed_headers, signing_secrets, webhook_payload
-from pixtools_contracts import JobFailed
+from pixtools_contracts import BatchFinished, BatchTotals, JobFailed
 
 KEY = bytes(range(32))
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -72,3 +72,20 @@ def test_payload_wraps_the_event_with_its_type_and_timestamp():
     assert payload["type"] == "job.failed.v1"
     assert datetime.fromisoformat(payload["timestamp"]) == event.occurred_at
     assert JobFailed.model_validate(payload["data"]) == event
+
+
+def test_finished_batch_payload_is_stamped_with_its_finish_time():
+    totals = BatchTotals(queued=0, running=0, succeeded=1, partially_failed=0, failed=1, cancelled=0, total=2)
+    message = BatchFinished(
+        batch_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        state="partially_failed",
+        totals=totals,
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        finished_at=datetime(2025, 1, 1, 0, 5, tzinfo=UTC),
+    )
+    payload = json.loads(webhook_payload(message))
+    assert payload["type"] == "batch.finished.v1"
+    assert datetime.fromisoformat(payload["timestamp"]) == message.finished_at
+    assert BatchFinished.model_validate(payload["data"]) == message
+    assert payload["data"]["id"] == str(message.id)

@@ -12,8 +12,14 @@ DELIVERY_LIMIT = 10
 """Deliveries the broker allows a message before dead-lettering it itself (worker crashes count too)."""
 
 JOURNAL_KEYS = ("job.#", "objects.#")
+CANCELLED_KEY = "job.cancelled.v1"
 JOURNAL_LENGTH = 100_000
 JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000
+
+CANCELLATIONS_MAX_AGE_S = 7 * 24 * 3600
+"""How long the cancellations stream keeps a cancellation; a fixed name-wide value, since every declarer must agree."""
+CANCELLATIONS_SEGMENT_BYTES = 1_000_000
+"""Stream segment size: retention drops whole segments, so small ones let old cancellations actually expire."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class Topology:
         """A bounded queue keeping recent notifications, so an event with no subscriber yet is still routable."""
         return f"{self.namespace}.journal"
 
+    @property
+    def cancellations(self) -> str:
+        """A stream of every job cancellation, which each stage replica reads from the start."""
+        return f"{self.namespace}.cancellations"
+
     def queue(self, service: str) -> str:
         """The service's work queue."""
         return f"{self.namespace}.{service}"
@@ -68,6 +79,17 @@ class Topology:
         # (step.requested.*) are deliberately not journalled, so a command nobody consumes stays an error.
         for key in JOURNAL_KEYS:
             await journal.bind(events, routing_key=key)
+        # Declared with the exchanges, so a cancellation published before any stage starts is still kept.
+        cancellations = await channel.declare_queue(
+            self.cancellations,
+            durable=True,
+            arguments={
+                "x-queue-type": "stream",
+                "x-max-age": f"{CANCELLATIONS_MAX_AGE_S}s",
+                "x-stream-max-segment-size-bytes": CANCELLATIONS_SEGMENT_BYTES,
+            },
+        )
+        await cancellations.bind(events, routing_key=CANCELLED_KEY)
         return events
 
     async def declare_service(

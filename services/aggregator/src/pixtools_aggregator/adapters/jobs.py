@@ -3,18 +3,22 @@
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 
-from sqlalchemy import String, bindparam, func, select
+from sqlalchemy import String, bindparam, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pixtools_aggregator.states import JOB_UNFINISHED
 from pixtools_contracts import Event
-from pixtools_db import Inbox, Job, Output, Step, WebhookDelivery
+from pixtools_db import Batch, Inbox, Job, Output, Step, WebhookDelivery
 from pixtools_db.outbox import add_events
 
 CONSUMER = "aggregator"
 JOBS_CHANNEL = "pixtools_jobs"
 """The Postgres NOTIFY channel the gateway's event stream listens on; the payload is the job id."""
+BATCHES_CHANNEL = "pixtools_batches"
+"""The NOTIFY channel of batch progress: a batch's job changed state, or the batch finished; the payload is its id."""
 
 _OUTPUT_FIELDS = (
     "job_id",
@@ -49,6 +53,25 @@ _FINAL_OUTPUTS = (
     .order_by(Step.position, Output.name)
 )
 _NOTIFY = select(func.pg_notify(JOBS_CHANNEL, bindparam("job_id", type_=String)))
+# FOR NO KEY UPDATE, not FOR UPDATE: a transaction that updates its job twice holds FOR KEY SHARE on the batch
+# (the foreign key check), and two of those upgrading to FOR UPDATE would deadlock. NO KEY UPDATE still
+# excludes itself, which is all settling needs.
+_LOCK_BATCH = (
+    select(Batch)
+    .where(Batch.id == bindparam("batch_id"))
+    .with_for_update(key_share=True)
+    .execution_options(populate_existing=True)
+)
+_START_BATCH = (
+    update(Batch)
+    .where(Batch.id == bindparam("batch_id"), Batch.state == "accepted")
+    .values(state="running", updated_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+# IN over the unfinished states, not NOT IN over the terminal ones, so ix_jobs_batch_state answers it.
+_UNFINISHED_JOBS = select(exists().where(Job.batch_id == bindparam("batch_id"), Job.state.in_(JOB_UNFINISHED)))
+_COUNT_BATCH_JOBS = select(Job.state, func.count()).where(Job.batch_id == bindparam("batch_id")).group_by(Job.state)
+_NOTIFY_BATCH = select(func.pg_notify(BATCHES_CHANNEL, bindparam("batch_id", type_=String)))
 
 
 class SqlJobRepository:
@@ -92,6 +115,30 @@ class SqlJobRepository:
     async def notify(self, job_id: uuid.UUID) -> None:
         """NOTIFY the jobs channel; Postgres delivers it only if the transaction commits."""
         await self._session.execute(_NOTIFY, {"job_id": str(job_id)})
+
+    async def lock_batch(self, batch_id: uuid.UUID) -> Batch | None:
+        """The batch, locked FOR NO KEY UPDATE; a waiter gets the row as the transaction before it committed it."""
+        return await self._session.scalar(_LOCK_BATCH, {"batch_id": batch_id})
+
+    async def start_batch(self, batch_id: uuid.UUID, now: datetime) -> None:
+        """Move the batch from 'accepted' to 'running'; a batch in any other state is not even locked."""
+        await self._session.execute(_START_BATCH, {"batch_id": batch_id, "now": now})
+
+    async def has_unfinished_jobs(self, batch_id: uuid.UUID) -> bool:
+        """True while any job of the batch is not terminal."""
+        # This transaction's own job changes must be in the rows the query reads.
+        await self._session.flush()
+        return bool(await self._session.scalar(_UNFINISHED_JOBS, {"batch_id": batch_id}))
+
+    async def count_batch_jobs(self, batch_id: uuid.UUID) -> dict[str, int]:
+        """The batch's jobs counted by state, in one GROUP BY."""
+        await self._session.flush()
+        rows = await self._session.execute(_COUNT_BATCH_JOBS, {"batch_id": batch_id})
+        return {state: count for state, count in rows}
+
+    async def notify_batch(self, batch_id: uuid.UUID) -> None:
+        """NOTIFY the batches channel; Postgres delivers it only if the transaction commits."""
+        await self._session.execute(_NOTIFY_BATCH, {"batch_id": str(batch_id)})
 
 
 @asynccontextmanager

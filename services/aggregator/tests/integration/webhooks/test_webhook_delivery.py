@@ -52,6 +52,31 @@ async def test_finished_job_webhook_arrives_signed_with_the_event(
     assert request.headers["webhook-id"] == str(delivery.id)
 
 
+async def test_finished_batch_webhook_arrives_signed_once_without_a_job(
+    start_aggregator, publisher, db, receiver, wait_until
+):
+    await start_aggregator()
+    hook = await receiver([200])
+    tenant = await db.tenant()
+    batch_id = await db.batch(tenant, webhook_url=hook.url)
+    jobs = [await db.job([{"op": "metadata"}], tenant=tenant, batch_id=batch_id) for _ in range(2)]
+
+    for job in jobs:
+        await publisher.publish(job.completed("0"))
+    delivery = await wait_until(lambda: _delivery_for_batch(db, batch_id, "delivered"))
+
+    [request] = hook.requests
+    _, secret = tenant
+    assert verify(secret, request.headers, request.body)
+    assert request.headers["webhook-id"] == str(delivery.id)
+    assert delivery.job_id is None
+    payload = json.loads(request.body)
+    assert payload["type"] == "batch.finished.v1"
+    assert payload["data"]["batch_id"] == str(batch_id)
+    assert payload["data"]["state"] == "succeeded"
+    assert payload["data"]["totals"]["succeeded"] == payload["data"]["totals"]["total"] == 2
+
+
 async def test_failing_receiver_is_retried_with_growing_gaps_until_it_answers_2xx(
     start_aggregator, db, receiver, wait_until
 ):
@@ -141,4 +166,10 @@ async def _open_endpoint(db, url):
 async def _delivery_for_job(db, job_id, state):
     async with db.sessions() as session:
         delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id))
+    return delivery if delivery is not None and delivery.state == state else None
+
+
+async def _delivery_for_batch(db, batch_id, state):
+    async with db.sessions() as session:
+        delivery = await session.scalar(select(WebhookDelivery).where(WebhookDelivery.batch_id == batch_id))
     return delivery if delivery is not None and delivery.state == state else None

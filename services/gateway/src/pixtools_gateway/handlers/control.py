@@ -41,7 +41,7 @@ async def cancel_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uui
 
 async def cancel_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID, reason: str) -> Controlled:
     """Cancel every queued or running job of a batch and mark the batch cancelled; repeating it is harmless."""
-    batch = await _lock_batch(session, tenant_id, batch_id)
+    batch = await _lock_batch(session, tenant_id, batch_id, with_jobs=True)
     if batch.cancelled_at is None and batch.finished_at is not None:
         raise StateConflict(f"batch {batch_id} already finished as {batch.state}")
     if batch.cancelled_at is None:
@@ -65,7 +65,7 @@ async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid
 
 async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Controlled:
     """Retry every failed or partially failed job of a batch."""
-    batch = await _lock_batch(session, tenant_id, batch_id)
+    batch = await _lock_batch(session, tenant_id, batch_id, with_jobs=True)
     if batch.cancelled_at is not None:
         raise StateConflict(f"batch {batch_id} was cancelled; cancelled batches are not retried")
     jobs = (
@@ -73,7 +73,6 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
             select(Job)
             .where(Job.batch_id == batch_id, Job.state.in_(RETRYABLE_JOB_STATES))
             .order_by(Job.batch_position)
-            .with_for_update()
         )
     ).all()
     if not jobs:
@@ -129,12 +128,20 @@ async def _lock_job(session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UU
     return job
 
 
-async def _lock_batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Batch:
-    batch = await session.scalar(
-        select(Batch).where(Batch.id == batch_id, Batch.tenant_id == tenant_id).with_for_update()
-    )
-    if batch is None:
+async def _lock_batch(
+    session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID, *, with_jobs: bool
+) -> Batch:
+    """Lock the batch's jobs (in id order), then the batch: the aggregator locks a job, then its batch.
+
+    Taking them in the same order means a job finishing while its batch is cancelled waits instead of deadlocking.
+    """
+    owned = select(Batch.id).where(Batch.id == batch_id, Batch.tenant_id == tenant_id)
+    if await session.scalar(owned) is None:
         raise NotFound(f"no batch {batch_id}")
+    if with_jobs:
+        await session.execute(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.id).with_for_update())
+    batch = await session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update(key_share=True))
+    assert batch is not None  # batches are deleted only by retention, with their jobs
     return batch
 
 

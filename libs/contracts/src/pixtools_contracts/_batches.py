@@ -1,0 +1,40 @@
+"""Batch documents: what a finished batch tells its webhook, and the per-state counts of its jobs."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID, uuid4
+
+from pydantic import Field
+
+from pixtools_contracts._base import Contract
+
+FinishedBatchState = Literal["succeeded", "partially_failed", "failed", "cancelled"]
+"""A batch's terminal states: the job states' terminal meaning, applied to the batch as a whole."""
+
+
+class BatchTotals(Contract):
+    """How many of a batch's jobs are in each state."""
+
+    queued: int = Field(ge=0, description="Jobs accepted and not started yet.")
+    running: int = Field(ge=0, description="Jobs in progress.")
+    succeeded: int = Field(ge=0, description="Jobs whose every output was produced.")
+    partially_failed: int = Field(ge=0, description="Jobs that produced some outputs and failed others.")
+    failed: int = Field(ge=0, description="Jobs that produced no output.")
+    cancelled: int = Field(ge=0, description="Jobs cancelled before they finished.")
+    total: int = Field(ge=0, description="Jobs in the batch.")
+
+
+class BatchFinished(Contract):
+    """Every job of a batch is terminal: the one webhook message a batch sends. Not a broker event."""
+
+    type: Literal["batch.finished.v1"] = "batch.finished.v1"
+    id: UUID = Field(default_factory=uuid4, description="Unique id of this message; receivers dedupe on it.")
+    batch_id: UUID = Field(description="The batch that finished.")
+    tenant_id: UUID = Field(description="The tenant that owns the batch.")
+    state: FinishedBatchState = Field(
+        description="'cancelled' when the batch was cancelled, 'succeeded' when every job succeeded, "
+        "'failed' when no job produced an output, 'partially_failed' otherwise."
+    )
+    totals: BatchTotals = Field(description="The batch's jobs counted by state.")
+    created_at: datetime = Field(description="When the batch was accepted.")
+    finished_at: datetime = Field(description="When its last job became terminal.")
