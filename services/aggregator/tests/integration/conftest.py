@@ -22,8 +22,11 @@ from pixtools_aggregator.settings import AggregatorSettings
 from pixtools_contracts import (
     ErrorInfo,
     Event,
+    JobCancelled,
     ObjectRef,
     Pipeline,
+    SourceFailed,
+    SourceFetched,
     StepCompleted,
     StepFailed,
     StepOutput,
@@ -32,7 +35,7 @@ from pixtools_contracts import (
     parse_event,
     plan,
 )
-from pixtools_db import Job, Step, Tenant, WebhookDelivery, create_engine, session_factory
+from pixtools_db import Batch, Job, Step, Tenant, WebhookDelivery, create_engine, session_factory
 from pixtools_platform.broker import Publisher, Topology
 from pixtools_testkit.fixtures import TEST_RETRY
 
@@ -213,6 +216,20 @@ class SeededJob:
             step_id=step_id, op=self.ops[step_id], error=ErrorInfo(code=code, message="bad"), **self.ids()
         )
 
+    def fetched(self, url: str = "https://images.example/cat.jpg") -> SourceFetched:
+        original = ObjectRef(
+            key=f"originals/{self.tenant_id}/{self.id}", content_type="image/png", bytes=4321, sha256="d" * 64,
+            width=640, height=480,
+        )  # fmt: skip
+        return SourceFetched(url=url, final_url=url, input=original, attempts=1, **self.ids())
+
+    def fetch_failed(self, code: str = "fetch.http_status", message: str = "HTTP 404") -> SourceFailed:
+        error = ErrorInfo(code=code, message=message)
+        return SourceFailed(url="https://images.example/gone.jpg", error=error, attempts=1, **self.ids())
+
+    def cancelled(self) -> JobCancelled:
+        return JobCancelled(**(self.ids() | {"producer": "gateway"}))
+
 
 class Database:
     """Seeds tenants, jobs and deliveries, and reads back what the service wrote."""
@@ -227,14 +244,27 @@ class Database:
             session.add(tenant)
         return tenant.id, secret
 
-    async def job(self, pipeline: list[Any], *, webhook_url: str | None = None, state: str = "accepted") -> SeededJob:
-        tenant_id, secret = await self.tenant()
+    async def job(
+        self,
+        pipeline: list[Any],
+        *,
+        webhook_url: str | None = None,
+        state: str = "accepted",
+        tenant: tuple[uuid.UUID, str] | None = None,
+        batch_id: uuid.UUID | None = None,
+        source_url: str | None = None,
+    ) -> SeededJob:
+        """A job as the gateway writes it; a URL job (`source_url`) has no input until it is fetched."""
+        tenant_id, secret = tenant or await self.tenant()
         planned = flatten(plan(Pipeline.model_validate(pipeline)))
         job = Job(
             id=uuid.uuid4(), tenant_id=tenant_id, state=state, pipeline=pipeline, step_count=len(planned),
-            leaf_count=sum(step.is_leaf for step in planned), input_key="originals/x.jpg",
-            input_content_type="image/jpeg", input_bytes=1000, input_sha256="c" * 64, webhook_url=webhook_url,
+            leaf_count=sum(step.is_leaf for step in planned), webhook_url=webhook_url, batch_id=batch_id,
+            source_url=source_url,
         )  # fmt: skip
+        if source_url is None:
+            job.input_key, job.input_content_type = "originals/x.jpg", "image/jpeg"
+            job.input_bytes, job.input_sha256 = 1000, "c" * 64
         job.correlation_id = f"corr-{job.id}"
         async with self.sessions.begin() as session:
             session.add(job)
@@ -247,6 +277,24 @@ class Database:
                     )
                 )  # fmt: skip
         return SeededJob(job.id, tenant_id, secret, {step.id: step.spec.op for step in planned})
+
+    async def batch(
+        self,
+        tenant: tuple[uuid.UUID, str],
+        *,
+        webhook_url: str | None = None,
+        state: str = "running",
+        cancelled: bool = False,
+    ) -> uuid.UUID:
+        """A batch row as the gateway writes it; its jobs are seeded with `job(..., batch_id=...)`."""
+        batch = Batch(
+            id=uuid.uuid4(), tenant_id=tenant[0], state=state, source="urls", pipeline=[], item_count=0,
+            duplicates=[], webhook_url=webhook_url, correlation_id="corr-batch",
+            cancelled_at=datetime.now(UTC) if cancelled else None,
+        )  # fmt: skip
+        async with self.sessions.begin() as session:
+            session.add(batch)
+        return batch.id
 
     async def delivery(self, url: str, tenant_id: uuid.UUID | None = None) -> uuid.UUID:
         tenant_id = tenant_id or (await self.tenant())[0]
