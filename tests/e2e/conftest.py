@@ -116,3 +116,70 @@ def webhook_receiver() -> Iterator[tuple[str, Received]]:
 
 def pipeline_json(pipeline: list[object]) -> str:
     return json.dumps(pipeline)
+
+
+@dataclass
+class ImageServer:
+    """A loopback HTTP server of images for URL jobs: good, slow, missing, HTML, and 'flaky' paths a test can fix."""
+
+    base_url: str
+    hits: dict[str, int] = field(default_factory=dict)
+    fixed: set[str] = field(default_factory=set)
+    delay_s: float = 0.0
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a path on this server."""
+        return f"{self.base_url}{path}"
+
+
+def _jpeg_for(name: str, size: tuple[int, int] = (320, 240)) -> bytes:
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    seed = hashlib.sha256(name.encode()).digest()
+    image = Image.new("RGB", size, (seed[0], seed[1], seed[2]))
+    image.paste((seed[3], seed[4], seed[5]), (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_server() -> Iterator[ImageServer]:
+    """/img/<name>.jpg images (after `delay_s`), /missing/* 404, /page.html HTML, /flaky/<name>.jpg 404 until fixed."""
+    import time
+
+    state = ImageServer(base_url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            state.hits[path] = state.hits.get(path, 0) + 1
+            if path.startswith("/img/") or (path.startswith("/flaky/") and path in state.fixed):
+                time.sleep(state.delay_s)
+                self._send(200, "image/jpeg", _jpeg_for(path))
+            elif path == "/page.html":
+                self._send(200, "text/html", b"<!doctype html><html><body>not an image</body></html>")
+            else:
+                self._send(404, "text/plain", b"not found")
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.base_url = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield state
+    finally:
+        server.shutdown()

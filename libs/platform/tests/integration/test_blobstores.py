@@ -1,5 +1,7 @@
 """Both blob stores behave the same; S3 runs against a real S3-compatible server."""
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -49,3 +51,52 @@ async def test_s3_presigned_url_downloads_the_object(s3_store) -> None:
 
 async def test_readiness_check_passes_on_a_reachable_store(store) -> None:
     await store.check()
+
+
+JOB_KEYS = ["jobs/t/j1/original", "jobs/t/j1/steps/0/image.png", "jobs/t/j1/steps/1.0.0/metadata.json"]
+NEIGHBOUR_KEYS = ["jobs/t/j10/original", "jobs/t/j2/steps/0/image.png", "jobs/t/j1.zip"]
+
+
+async def test_delete_prefix_removes_every_object_under_the_folder_and_nothing_beside_it(store) -> None:
+    for key in JOB_KEYS + NEIGHBOUR_KEYS:
+        await store.put(key, key.encode(), "application/octet-stream")
+
+    assert await store.delete_prefix("jobs/t/j1/") == len(JOB_KEYS)
+
+    for key in JOB_KEYS:
+        with pytest.raises(BlobNotFound):
+            await store.get(key)
+    for key in NEIGHBOUR_KEYS:
+        assert await store.get(key) == key.encode()
+    assert await store.delete_prefix("jobs/t/j1/") == 0
+
+
+async def test_delete_prefix_of_an_unknown_folder_deletes_nothing(store) -> None:
+    await store.put("jobs/t/kept/original", b"x", "image/png")
+    assert await store.delete_prefix("jobs/t/never-stored/") == 0
+    assert await store.get("jobs/t/kept/original") == b"x"
+
+
+@pytest.mark.parametrize("prefix", ["jobs/t/j1", "", "/", "/jobs/", "jobs/../", "jobs//t/"])
+async def test_delete_prefix_refuses_anything_but_a_folder_inside_the_store(store, prefix) -> None:
+    with pytest.raises(InvalidKey):
+        await store.delete_prefix(prefix)
+
+
+async def test_local_delete_prefix_leaves_no_empty_directories(local_store) -> None:
+    for key in JOB_KEYS:
+        await local_store.put(key, b"x", "application/octet-stream")
+    await local_store.delete_prefix("jobs/t/j1/")
+    assert not local_store.path("jobs/t/j1").exists()
+    assert local_store.path("jobs/t").is_dir()
+
+
+@pytest.mark.slow
+async def test_s3_delete_prefix_pages_past_one_listing_of_a_thousand_keys(s3_store) -> None:
+    keys = [f"jobs/t/big/steps/{index:04d}" for index in range(1001)]
+    for start in range(0, len(keys), 50):
+        await asyncio.gather(*(s3_store.put(key, b"x", "text/plain") for key in keys[start : start + 50]))
+
+    assert await s3_store.delete_prefix("jobs/t/big/") == 1001
+
+    assert await s3_store.delete_prefix("jobs/t/big/") == 0

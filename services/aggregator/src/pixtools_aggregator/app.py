@@ -11,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pixtools_aggregator.adapters.deliveries import SqlDeliveryStore
 from pixtools_aggregator.adapters.http_sender import HttpxWebhookSender
 from pixtools_aggregator.adapters.jobs import job_transaction
+from pixtools_aggregator.adapters.retention import retention_lease, retention_transaction
 from pixtools_aggregator.dispatcher import WebhookDispatcher
 from pixtools_aggregator.handlers import Applied
+from pixtools_aggregator.retention import RetentionCleaner, RetentionPolicy
 from pixtools_aggregator.settings import AggregatorSettings
 from pixtools_aggregator.subscribers import SERVICE, build_consumer
 from pixtools_aggregator.webhooks import BreakerPolicy, RetrySchedule
 from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
+from pixtools_platform.blobstore import BlobStore, open_blob_store
 from pixtools_platform.broker import Consumer, Publisher, Topology, connect
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.netguard import AddressPolicy
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Aggregator:
-    """The running service: step consumer, outbox relay, webhook dispatcher and ops endpoints."""
+    """The running service: step consumer, outbox relay, webhook dispatcher, retention cleanup and ops endpoints."""
 
     def __init__(self, settings: AggregatorSettings) -> None:
         self.settings = settings
@@ -41,6 +44,8 @@ class Aggregator:
         self._dispatcher: WebhookDispatcher | None = None
         self._sender: HttpxWebhookSender | None = None
         self._ops: OpsServer | None = None
+        self._blobs: BlobStore | None = None
+        self._cleaner: RetentionCleaner | None = None
 
     async def start(self) -> None:
         """Connect, then start the relay and dispatcher before consuming, so nothing committed waits."""
@@ -69,6 +74,18 @@ class Aggregator:
             batch=settings.webhook_batch,
             poll_s=settings.webhook_poll_s,
         )
+        self._blobs = await open_blob_store(settings)
+        self._cleaner = RetentionCleaner(
+            transactions=functools.partial(retention_transaction, sessions),
+            blobs=self._blobs,
+            lease=retention_lease(sessions),
+            policy=RetentionPolicy(
+                max_age=timedelta(days=settings.retention_days),
+                outbox_max_age=timedelta(days=settings.retention_outbox_days),
+                chunk=settings.retention_chunk,
+            ),
+            interval_s=settings.retention_interval_s,
+        )
         self._consumer = build_consumer(
             connection=self._connection,
             publisher=publisher,
@@ -80,6 +97,7 @@ class Aggregator:
         )
         self._relay.start()
         self._dispatcher.start()
+        self._cleaner.start()
         await self._consumer.start()
         if settings.ops_port:
             self._ops = OpsServer(
@@ -89,6 +107,8 @@ class Aggregator:
 
     async def stop(self) -> None:
         """Drain the consumer, then stop the relay and dispatcher and release every connection."""
+        if self._cleaner is not None:
+            await self._cleaner.stop()
         if self._consumer is not None:
             await self._consumer.stop(self.settings.drain_seconds)
         if self._relay is not None:
@@ -99,6 +119,8 @@ class Aggregator:
             await self._sender.close()
         if self._ops is not None:
             await self._ops.stop()
+        if self._blobs is not None:
+            await self._blobs.close()
         if self._publisher is not None:
             await self._publisher.close()
         if self._connection is not None:

@@ -23,3 +23,8 @@ WEBHOOK_REQUEST_SECONDS = Histogram(
     "Duration of one webhook request, from the target check to the response status.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+RETENTION_DELETED = Counter(
+    "pixtools_retention_deleted_total",
+    "What the retention cleanup deleted, by kind (jobs, objects, batches, inbox, outbox).",
+    ["kind"],
+)

@@ -32,6 +32,12 @@ class AggregatorSettings(CommonSettings):
     webhook_lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed delivery is hidden from other replicas while it is sent."
     )
+    retention_days: float = Field(
+        default=7.0, gt=0, description="Jobs, their objects, batches and inbox rows older than this are deleted."
+    )
+    retention_outbox_days: float = Field(default=1.0, gt=0, description="Published outbox rows kept this long.")
+    retention_interval_s: float = Field(default=300.0, gt=0, description="How often the retention cleanup runs.")
+    retention_chunk: int = Field(default=100, ge=1, description="Jobs deleted per transaction by the cleanup.")
 
     @field_validator("webhook_retry_schedule")
     @classmethod

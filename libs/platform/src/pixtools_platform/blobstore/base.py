@@ -31,6 +31,10 @@ class BlobStore(Protocol):
         """Delete objects; missing keys are ignored."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with `prefix` (a folder ending in '/'); returns how many."""
+        ...
+
     async def presigned_url(self, key: str, expires_s: int) -> str | None:
         """A time-limited download URL, or None when the store cannot make one."""
         ...
@@ -50,3 +54,11 @@ def validate_key(key: str) -> str:
     if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise InvalidKey(f"invalid blob key {key!r}")
     return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """Accept only a folder of valid keys: ending in '/', so `jobs/a/` never matches `jobs/ab/`."""
+    if not prefix.endswith("/"):
+        raise InvalidKey(f"invalid blob prefix {prefix!r}: it must end with '/'")
+    validate_key(prefix[:-1])
+    return prefix

@@ -1,12 +1,13 @@
 """A blob store in a local directory, the single-machine default."""
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from pixtools_platform.blobstore.base import BlobNotFound, validate_key
+from pixtools_platform.blobstore.base import BlobNotFound, validate_key, validate_prefix
 
 
 class LocalBlobStore:
@@ -55,6 +56,26 @@ class LocalBlobStore:
                 path.unlink(missing_ok=True)
 
         await asyncio.to_thread(unlink_all)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every file under the prefix's directory, then the directories left empty."""
+        return await asyncio.to_thread(self._remove_tree, self._root / validate_prefix(prefix))
+
+    @staticmethod
+    def _remove_tree(top: Path) -> int:
+        removed = 0
+        for directory, subdirectories, files in os.walk(top, topdown=False):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, name))
+                    removed += 1
+            for name in subdirectories:
+                # A directory a writer has just put something into stays; the next cleanup takes it.
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(directory, name))
+        with contextlib.suppress(OSError):
+            top.rmdir()
+        return removed
 
     async def presigned_url(self, key: str, expires_s: int) -> str | None:
         """Local files have no URL of their own; the gateway streams them."""

@@ -8,7 +8,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pixtools_platform.blobstore.base import BlobNotFound, validate_key
+from pixtools_platform.blobstore.base import BlobNotFound, BlobStoreError, validate_key, validate_prefix
 
 _DELETE_BATCH = 1000  # S3's limit per DeleteObjects call
 
@@ -60,6 +60,24 @@ class S3BlobStore:
         for start in range(0, len(keys), _DELETE_BATCH):
             chunk = [{"Key": validate_key(key)} for key in keys[start : start + _DELETE_BATCH]]
             await self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": chunk, "Quiet": True})
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """List the prefix page by page (up to 1000 keys each) and delete each page in one request."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        removed = 0
+        async for page in paginator.paginate(Bucket=self._bucket, Prefix=validate_prefix(prefix)):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if not keys:
+                continue
+            response = await self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+            # DeleteObjects answers 200 even when some keys failed; a quiet answer lists only those.
+            if errors := response.get("Errors"):
+                first = errors[0]
+                raise BlobStoreError(
+                    f"could not delete {len(errors)} objects under {prefix!r}: {first.get('Code')} {first.get('Key')}"
+                )
+            removed += len(keys)
+        return removed
 
     async def presigned_url(self, key: str, expires_s: int) -> str | None:
         """A GET URL valid for `expires_s` seconds."""
