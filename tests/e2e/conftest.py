@@ -69,8 +69,9 @@ def s3_stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
         yield running
 
 
-@pytest.fixture
-def tenant_key(database_url) -> str:
+def new_tenant_key(database_url: str) -> str:
+    """Create a tenant and return its API key."""
+
     async def make() -> str:
         engine = create_engine(database_url, pool_size=1)
         try:
@@ -81,6 +82,11 @@ def tenant_key(database_url) -> str:
             await engine.dispose()
 
     return asyncio.run(make())
+
+
+@pytest.fixture
+def tenant_key(database_url) -> str:
+    return new_tenant_key(database_url)
 
 
 @dataclass
@@ -183,3 +189,9 @@ def image_server() -> Iterator[ImageServer]:
         yield state
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def other_tenant_key(database_url) -> str:
+    """A second tenant, for tests of one tenant's load on another."""
+    return new_tenant_key(database_url)

@@ -193,7 +193,10 @@ class Outbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_published", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    )
 
 
 class Inbox(Base):
@@ -203,6 +206,8 @@ class Inbox(Base):
     consumer: Mapped[str] = mapped_column(String(50), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     processed_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("ix_inbox_processed", "processed_at"),)
 
 
 class WebhookEndpoint(Base):
