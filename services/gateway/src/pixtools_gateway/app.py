@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
 from pixtools_gateway.adapters.notifications import JobNotifications
-from pixtools_gateway.api import batches, docs, health, jobs, webhooks
+from pixtools_gateway.api import admin, batches, docs, health, jobs, webhooks
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
@@ -100,7 +100,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (jobs, batches, webhooks, health, docs):
+    for module in (jobs, batches, webhooks, admin, health, docs):
         app.include_router(module.router)
 
     app.add_middleware(RequestTimer)

@@ -28,6 +28,11 @@ class GatewaySettings(CommonSettings):
     secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
     webhook_allow_cidrs: CidrList = Field(default_factory=list, description="Private networks webhooks may reach.")
     auth_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is remembered.")
+    rabbitmq_management_url: str | None = Field(
+        default=None,
+        description="RabbitMQ management API with credentials, e.g. http://guest:guest@localhost:15672; "
+        "queue statistics use AMQP (no unacked counts) when unset.",
+    )
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> "GatewaySettings":

@@ -87,3 +87,13 @@ async def tenant_id(who: Annotated[Caller, Depends(caller)]) -> uuid.UUID:
 
 
 TenantId = Annotated[uuid.UUID, Depends(tenant_id)]
+
+
+async def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    """The caller of an admin key; tenant keys may not use admin endpoints."""
+    if who.tenant_id is not None or who.scope != "admin":
+        raise Forbidden("this endpoint needs an admin API key")
+    return who
+
+
+AdminCaller = Annotated[Caller, Depends(require_admin)]

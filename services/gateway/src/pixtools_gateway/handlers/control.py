@@ -128,9 +128,7 @@ async def _lock_job(session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UU
     return job
 
 
-async def _lock_batch(
-    session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID, *, with_jobs: bool
-) -> Batch:
+async def _lock_batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID, *, with_jobs: bool) -> Batch:
     """Lock the batch's jobs (in id order), then the batch: the aggregator locks a job, then its batch.
 
     Taking them in the same order means a job finishing while its batch is cancelled waits instead of deadlocking.

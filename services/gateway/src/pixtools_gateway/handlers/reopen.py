@@ -42,6 +42,23 @@ async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: se
     return True
 
 
+async def reopen_source(session: AsyncSession, *, job_id: uuid.UUID) -> bool:
+    """Make a job whose URL fetch failed wait for its source again; False when the job is gone or cancelled.
+
+    A job whose original is already stored is left as it is: a replayed fetch then only stores it again.
+    """
+    job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None or job.state == "cancelled":
+        return False
+    if job.input_key is None and job.state == "failed":
+        steps = await _steps(session, job_id)
+        _reopen(job, steps, {step.step_id for step in steps})
+        job.state = "accepted"
+        await _reopen_batch(session, job)
+        await session.execute(_NOTIFY, {"job_id": str(job_id)})
+    return True
+
+
 async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
     """Reopen a locked failed job's failed steps and return the commands that run them again.
 
