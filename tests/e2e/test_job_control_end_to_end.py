@@ -178,3 +178,28 @@ def test_cancelling_a_running_job_discards_its_late_results(stack, tenant_key, i
         assert job["outputs"] == []
         assert {step["state"] for step in job["steps"]} == {"skipped"}
         assert re.fullmatch(r"cancelled.*", job["error"]["code"])
+
+
+def test_batch_progress_streams_as_server_sent_events_until_the_batch_ends(stack, tenant_key, image_server):
+    items = [{"url": image_server.url(f"/img/sse-{index}.jpg")} for index in range(5)]
+    items.append({"url": image_server.url("/missing/sse.jpg")})
+    headers = {"Authorization": f"Bearer {tenant_key}"}
+    with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=60) as client:
+        batch_id = client.post("/v1/batches", json={"items": items, "pipeline": SMALL_PNG}).json()["batch_id"]
+        events: list[tuple[str, dict]] = []
+        with client.stream("GET", f"/v1/batches/{batch_id}/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            name = None
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    name = line.partition(":")[2].strip()
+                elif line.startswith("data:") and name:
+                    events.append((name, json.loads(line.partition(":")[2])))
+    names = [name for name, _ in events]
+    assert names[-1] == "batch", names
+    assert set(names[:-1]) == {"progress"}, names
+    finished = [data["progress"]["finished"] for name, data in events if name == "progress"]
+    assert finished == sorted(finished), "progress only moves forward"
+    final = events[-1][1]
+    assert final["state"] == "partially_failed"
+    assert (final["totals"]["succeeded"], final["totals"]["failed"], final["progress"]["fraction"]) == (5, 1, 1.0)
