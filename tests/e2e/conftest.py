@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from pixtools_db import create_engine, session_factory
@@ -122,6 +123,20 @@ def webhook_receiver() -> Iterator[tuple[str, Received]]:
 
 def pipeline_json(pipeline: list[object]) -> str:
     return json.dumps(pipeline)
+
+
+def read_sse(client: httpx.Client, path: str) -> list[tuple[str, dict]]:
+    """Every (event name, JSON data) of a server-sent event stream, read until the server ends it."""
+    events: list[tuple[str, dict]] = []
+    with client.stream("GET", path) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                name = line.partition(":")[2].strip()
+            elif line.startswith("data:") and name:
+                events.append((name, json.loads(line.partition(":")[2])))
+    return events
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 
 from pixtools_gateway.views import TERMINAL_STATES
 
+from .conftest import read_sse
 from .test_pipeline_end_to_end import verify_signature, wait_terminal
 
 pytestmark = pytest.mark.e2e
@@ -186,15 +187,7 @@ def test_batch_progress_streams_as_server_sent_events_until_the_batch_ends(stack
     headers = {"Authorization": f"Bearer {tenant_key}"}
     with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=60) as client:
         batch_id = client.post("/v1/batches", json={"items": items, "pipeline": SMALL_PNG}).json()["batch_id"]
-        events: list[tuple[str, dict]] = []
-        with client.stream("GET", f"/v1/batches/{batch_id}/events") as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            name = None
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    name = line.partition(":")[2].strip()
-                elif line.startswith("data:") and name:
-                    events.append((name, json.loads(line.partition(":")[2])))
+        events = read_sse(client, f"/v1/batches/{batch_id}/events")
     names = [name for name, _ in events]
     assert names[-1] == "batch", names
     assert set(names[:-1]) == {"progress"}, names

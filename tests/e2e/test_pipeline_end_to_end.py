@@ -16,7 +16,7 @@ from PIL import Image
 from pixtools_devstack.demo import EXAMPLE_PIPELINE
 from pixtools_gateway.views import TERMINAL_STATES
 
-from .conftest import pipeline_json
+from .conftest import pipeline_json, read_sse
 
 pytestmark = pytest.mark.e2e
 
@@ -123,15 +123,7 @@ def test_progress_streams_as_server_sent_events_until_the_job_ends(stack, tenant
         job_id = client.post(
             "/v1/jobs", files={"file": ("p.jpg", photo())}, data={"pipeline": pipeline_json(EXAMPLE)}
         ).json()["job_id"]
-        events: list[tuple[str, dict]] = []
-        with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            name = None
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    name = line.partition(":")[2].strip()
-                elif line.startswith("data:") and name:
-                    events.append((name, json.loads(line.partition(":")[2])))
+        events = read_sse(client, f"/v1/jobs/{job_id}/events")
     job_states = [data["state"] for name, data in events if name == "job"]
     assert job_states[-1] == "succeeded"
     finished_steps = {data["id"] for name, data in events if name == "step" and data["state"] == "succeeded"}

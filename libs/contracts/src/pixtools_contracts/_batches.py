@@ -1,5 +1,6 @@
 """Batch documents: what a finished batch tells its webhook, and the per-state counts of its jobs."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 from uuid import UUID, uuid4
@@ -22,6 +23,19 @@ class BatchTotals(Contract):
     failed: int = Field(ge=0, description="Jobs that produced no output.")
     cancelled: int = Field(ge=0, description="Jobs cancelled before they finished.")
     total: int = Field(ge=0, description="Jobs in the batch.")
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int]) -> "BatchTotals":
+        """Totals from the jobs counted by job state; 'queued' is the jobs still accepted."""
+        return cls(
+            queued=counts.get("accepted", 0),
+            running=counts.get("running", 0),
+            succeeded=counts.get("succeeded", 0),
+            partially_failed=counts.get("partially_failed", 0),
+            failed=counts.get("failed", 0),
+            cancelled=counts.get("cancelled", 0),
+            total=sum(counts.values()),
+        )
 
 
 class BatchFinished(Contract):

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pixtools_aggregator.ports import JobRepository
-from pixtools_aggregator.states import batch_state, batch_totals
+from pixtools_aggregator.states import batch_state
 from pixtools_aggregator.webhooks import webhook_payload
-from pixtools_contracts import BatchFinished, FinishedBatchState
+from pixtools_contracts import BatchFinished, BatchTotals, FinishedBatchState
 from pixtools_db import Batch, WebhookDelivery
 
 
@@ -37,7 +37,7 @@ async def settle_batch(
     await jobs.notify_batch(batch.id)
     if batch.finished_at is not None or await jobs.has_unfinished_jobs(batch.id):
         return None
-    totals = batch_totals(await jobs.count_batch_jobs(batch.id))
+    totals = BatchTotals.from_counts(await jobs.count_batch_jobs(batch.id))
     state = batch_state(totals, cancelled=batch.cancelled_at is not None)
     batch.state = state
     batch.finished_at = now

@@ -1,6 +1,6 @@
 """The state rules of jobs and steps: forward-only steps and the terminal-state decision."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Literal
 
 from pixtools_contracts import BatchTotals, FinishedBatchState, descendants
@@ -52,16 +52,3 @@ def batch_state(totals: BatchTotals, *, cancelled: bool) -> FinishedBatchState:
     if totals.succeeded + totals.partially_failed == 0:
         return "failed"
     return "partially_failed"
-
-
-def batch_totals(counts: Mapping[str, int]) -> BatchTotals:
-    """A batch's totals from its jobs counted by state; 'queued' is the jobs still accepted."""
-    return BatchTotals(
-        queued=counts.get("accepted", 0),
-        running=counts.get("running", 0),
-        succeeded=counts.get("succeeded", 0),
-        partially_failed=counts.get("partially_failed", 0),
-        failed=counts.get("failed", 0),
-        cancelled=counts.get("cancelled", 0),
-        total=sum(counts.values()),
-    )

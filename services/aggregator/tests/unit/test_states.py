@@ -5,11 +5,11 @@ import pytest
 from pixtools_aggregator.states import (
     all_terminal,
     batch_state,
-    batch_totals,
     can_advance,
     downstream,
     finished_state,
 )
+from pixtools_contracts import BatchTotals
 
 
 @pytest.mark.parametrize(
@@ -74,9 +74,9 @@ def test_downstream_follows_parents_through_branches():
     ],
 )
 def test_batch_state_follows_its_jobs(counts, cancelled, expected):
-    assert batch_state(batch_totals(counts), cancelled=cancelled) == expected
+    assert batch_state(BatchTotals.from_counts(counts), cancelled=cancelled) == expected
 
 
 def test_batch_totals_count_accepted_jobs_as_queued():
-    totals = batch_totals({"accepted": 4, "running": 1, "failed": 2})
+    totals = BatchTotals.from_counts({"accepted": 4, "running": 1, "failed": 2})
     assert (totals.queued, totals.running, totals.failed, totals.succeeded, totals.total) == (4, 1, 2, 0, 7)

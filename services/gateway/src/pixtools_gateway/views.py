@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, JsonValue
 
+from pixtools_contracts import BatchTotals
+
 JobState = Literal["accepted", "running", "succeeded", "partially_failed", "failed", "cancelled"]
 TERMINAL_STATES = frozenset({"succeeded", "partially_failed", "failed", "cancelled"})
 
@@ -133,18 +135,6 @@ class BatchAccepted(BaseModel):
     )
     status_url: str = Field(description="Where to poll the batch.")
     events_url: str = Field(description="Server-sent events stream of the batch's progress.")
-
-
-class BatchTotals(BaseModel):
-    """Jobs of a batch by state."""
-
-    queued: int = Field(description="Accepted, not started.")
-    running: int = Field(description="Running.")
-    succeeded: int = Field(description="Succeeded.")
-    partially_failed: int = Field(description="Finished with some outputs.")
-    failed: int = Field(description="Failed.")
-    cancelled: int = Field(description="Cancelled.")
-    total: int = Field(description="All jobs of the batch.")
 
 
 class BatchProgress(BaseModel):

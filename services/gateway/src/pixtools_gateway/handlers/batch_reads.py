@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pixtools_contracts import BatchTotals
 from pixtools_db import Batch, Job, Output, Step
 from pixtools_gateway.errors import NotFound
 from pixtools_gateway.views import (
@@ -14,7 +15,6 @@ from pixtools_gateway.views import (
     BatchItemView,
     BatchOutput,
     BatchProgress,
-    BatchTotals,
     BatchView,
     ErrorView,
 )
@@ -67,15 +67,7 @@ async def fetch_batch(connection: AsyncConnection, tenant_id: uuid.UUID, batch_i
 async def batch_totals(connection: AsyncConnection, batch_id: uuid.UUID) -> BatchTotals:
     """Jobs of the batch counted by state, in one GROUP BY."""
     counts = {state: count for state, count in await connection.execute(_TOTALS, {"batch_id": batch_id})}
-    return BatchTotals(
-        queued=counts.get("accepted", 0),
-        running=counts.get("running", 0),
-        succeeded=counts.get("succeeded", 0),
-        partially_failed=counts.get("partially_failed", 0),
-        failed=counts.get("failed", 0),
-        cancelled=counts.get("cancelled", 0),
-        total=sum(counts.values()),
-    )
+    return BatchTotals.from_counts(counts)
 
 
 def batch_state(batch: Any, totals: BatchTotals) -> str:
