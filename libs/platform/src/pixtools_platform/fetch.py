@@ -177,7 +177,7 @@ def _pinned_request(http: httpx.AsyncClient, target: CheckedTarget, limits: Fetc
             extensions={"sni_hostname": target.host} if target.url.scheme == "https" else None,
             timeout=httpx.Timeout(limits.total_timeout_s, connect=limits.connect_timeout_s),
         )
-    except httpx.InvalidURL as error:
+    except (httpx.InvalidURL, UnicodeError) as error:  # UnicodeError: a non-ASCII host cannot go in Host
         raise BlockedUrl(f"invalid URL: {error}") from error
 
 

@@ -50,7 +50,8 @@ async def apply_source_failed(event: SourceFailed, deps: Dependencies) -> Applie
     if not await deps.jobs.claim_event(event.event_id):
         return Applied("duplicate")
     job = await lock_known_job(event, deps)
-    if job.state in JOB_TERMINAL:
+    if job.state in JOB_TERMINAL or job.input_key is not None:
+        # A duplicate fetch that failed after an earlier one stored the original changes nothing.
         return Applied("ignored")
     job.error_code = event.error.code
     job.error_message = event.error.message

@@ -43,6 +43,7 @@ async def seed_job(sessions, store, tenant_id, created_at, *, batch_id=None) -> 
             Job(
                 id=job.id, tenant_id=tenant_id, state="cancelled", pipeline=PIPELINE, step_count=2, leaf_count=1,
                 input_key=original, correlation_id="c", batch_id=batch_id, created_at=created_at,
+                updated_at=created_at, finished_at=created_at,
             )
         )  # fmt: skip
         await session.flush()

@@ -112,6 +112,25 @@ async def test_source_failed_fails_the_job_with_the_fetch_reason(start_aggregato
     assert json.loads(webhook.payload)["data"]["errors"][0]["step_id"] == "source"
 
 
+async def test_a_late_source_failure_after_the_original_was_stored_changes_nothing(
+    start_aggregator, publisher, db, metric_value, wait_until
+):
+    await start_aggregator()
+    job = await db.job(TWO_STEPS, source_url="https://images.example/cat.jpg")
+    applied = count_of(metric_value, "source.fetched.v1", "applied")
+    await publisher.publish(job.fetched())
+    await handled(metric_value, wait_until, "source.fetched.v1", "applied", applied)
+    ignored = count_of(metric_value, "source.failed.v1", "ignored")
+
+    # A redelivered fetch command whose second attempt failed.
+    await publisher.publish(job.fetch_failed(code="fetch.http_5xx", message="HTTP 503"))
+
+    await handled(metric_value, wait_until, "source.failed.v1", "ignored", ignored)
+    stored = await db.get(Job, job.id)
+    assert (stored.state, stored.error_code) == ("running", None)
+    assert {step.state for step in (await db.steps(job.id)).values()} == {"pending"}
+
+
 async def test_source_failed_for_an_unknown_job_is_dead_lettered(start_aggregator, publisher, db, infra, namespace):
     await start_aggregator()
     job = await db.job(ONE_STEP, source_url="https://images.example/cat.jpg")

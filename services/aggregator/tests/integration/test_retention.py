@@ -245,3 +245,20 @@ async def test_the_running_service_deletes_expired_jobs_from_its_blob_store(
     assert not any([await stored(blobs, key) for key in old.keys])
     assert await count(sessions, Job, Job.id == young.id) == 1
     assert all([await stored(blobs, key) for key in young.keys])
+
+
+async def test_an_old_job_that_finished_or_changed_recently_is_kept(sessions, db, local_store):
+    tenant_id, _ = await db.tenant()
+    expired, retried, running = [await seed_job(sessions, local_store, tenant_id, OLD) for _ in range(3)]
+    async with sessions.begin() as session:  # retried and finished yesterday; still running and changed yesterday
+        await session.execute(update(Job).where(Job.id == retried.id).values(finished_at=YOUNG))
+        await session.execute(
+            update(Job).where(Job.id == running.id).values(state="running", finished_at=None, updated_at=YOUNG)
+        )
+
+    async with retention_transaction(sessions) as repository:
+        locked = await repository.lock_expired_jobs(created_before=NOW - timedelta(days=7), limit=10_000)
+
+    ids = {job.job_id for job in locked}
+    assert expired.id in ids
+    assert not {retried.id, running.id} & ids

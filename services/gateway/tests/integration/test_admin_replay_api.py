@@ -148,8 +148,9 @@ async def test_replaying_a_step_command_reopens_its_failed_step_and_the_job_firs
         ("0", "pending", None),
         ("1", "pending", None),
     ]
-    [replayed] = await broker.take(broker.topology.queue("ingest"), 1)
-    assert (replayed.message_id, replayed.body) == (str(command.event_id), command.body)
+    # The reopen and a copy of the command committed together in the outbox (the relay is off in these tests).
+    assert await _staged_copy_of(database_url, command)
+    assert await eventually(lambda: listed_ids(api, admin_key, "ingest"), lambda ids: ids == []) == []
 
 
 async def test_a_step_command_whose_job_is_gone_is_skipped_and_stays_in_the_dead_letters(api, admin_key, broker):
@@ -162,6 +163,22 @@ async def test_a_step_command_whose_job_is_gone_is_skipped_and_stays_in_the_dead
     assert response.json() == {"replayed": 0, "skipped": 1}
     assert await broker.depth(broker.topology.queue("ingest")) == 0
     assert await listed_ids(api, admin_key, "ingest") == [orphan]
+
+
+async def _staged_copy_of(database_url: str, command: Outbox) -> bool:
+    """True when the outbox holds the same command under a new event id, for the same lane."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session:
+            rows = (await session.scalars(select(Outbox).where(Outbox.routing_key == command.routing_key))).all()
+    finally:
+        await engine.dispose()
+    original = json.loads(command.body)
+    for row in rows:
+        body = json.loads(row.body)
+        if row.event_id != command.event_id and {**body, "event_id": None} == {**original, "event_id": None}:
+            return True
+    return False
 
 
 async def _failed_fetch_command(api, tenant_key, sessions, *, batch: bool) -> Outbox:
@@ -215,9 +232,8 @@ async def test_replaying_all_sends_each_dead_letter_to_its_own_work_queue_includ
     assert [
         message.message_id for message in await broker.take(broker.topology.queue("aggregator"), 2)
     ] == aggregator_ids
-    for service, command in commands.items():
-        [message] = await broker.take(broker.topology.queue(service), 1)
-        assert message.message_id == str(command.event_id)
+    for command in commands.values():
+        assert await _staged_copy_of(database_url, command)
     async with sessions() as session:  # each job waits for its source again
         for command in commands.values():
             job = await session.get_one(Job, uuid.UUID(json.loads(command.body)["job_id"]))

@@ -414,3 +414,43 @@ async def test_batch_retry_retries_only_failed_children_and_reopens_the_batch(ap
     fetches = [event for event in await _outbox(db, [job.id for job in jobs]) if event.type == "source.requested.v1"]
     assert len(fetches) == 3 + 2
     assert {event.lane for event in fetches} == {"bulk"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"source_url": "https://a.example/x.jpg", "pipeline": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+        ('{"source_url": "https://a.example/\\u0000.jpg", "pipeline": []}', "control characters"),
+        ('{"source_url": "https://b\\u00fccher.example/x.jpg", "pipeline": []}', "ASCII"),
+    ],
+)
+async def test_hostile_json_bodies_are_422_problems_not_errors(api, tenant_key, content, fragment):
+    response = await api.client.post(
+        "/v1/jobs", content=content, headers={**api.as_tenant(tenant_key), "Content-Type": "application/json"}
+    )
+    assert fragment in _problem(response, 422, "invalid-request")["detail"]
+
+
+async def test_a_csv_with_a_monstrous_header_or_an_unstorable_id_is_a_422(api, tenant_key):
+    for csv_text in (
+        "url," + "x" * 200_000 + "\nhttps://a.example/1.jpg,1\n",
+        "url,id\nhttps://a.example/1.jpg,a\x00b\n",
+    ):
+        response = await api.client.post(
+            "/v1/batches",
+            files={"file": ("urls.csv", csv_text.encode())},
+            data={"pipeline": json.dumps(RESIZE_THEN_PNG)},
+            headers=api.as_tenant(tenant_key),
+        )
+        _problem(response, 422, "invalid-request")
+
+
+async def test_more_than_1000_files_is_a_413(api, tenant_key, gateway_settings):
+    image = jpeg(8, 8)
+    response = await api.client.post(
+        "/v1/batches",
+        files=[("files", (f"{index}.jpg", image)) for index in range(1001)],
+        data={"pipeline": EXAMPLE_PIPELINE},
+        headers=api.as_tenant(tenant_key),
+    )
+    _problem(response, 413, "batch-too-large")

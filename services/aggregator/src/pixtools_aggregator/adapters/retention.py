@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select, tuple_
+from sqlalchemy import delete, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_aggregator.retention import ExpiredJob
@@ -26,10 +26,14 @@ class SqlRetentionRepository:
         self._session = session
 
     async def lock_expired_jobs(self, *, created_before: datetime, limit: int) -> list[ExpiredJob]:
-        """Lock the oldest jobs created before the cutoff; jobs another replica has locked are skipped."""
+        """Lock the oldest jobs created before the cutoff that have not finished or changed since; skip locked rows.
+
+        A job finished (or, if it never finishes, last changed) after the cutoff is kept: one retried or still
+        running loses nothing under a stage's feet.
+        """
         rows = await self._session.execute(
             select(Job.tenant_id, Job.id)
-            .where(Job.created_at < created_before)
+            .where(Job.created_at < created_before, func.coalesce(Job.finished_at, Job.updated_at) < created_before)
             .order_by(Job.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -55,9 +55,10 @@ async def read_dead_letters(
 
 @router.post("/dead-letters/replay", response_model=ReplayResult, summary="Replay dead letters")
 async def replay(selection: DeadLetterSelection, shared: Shared) -> ReplayResult:
-    """Republish one dead letter (by message id) or all of them to their work queue, then remove them."""
+    """Send one dead letter (by message id) or all of them back to their work queue, then remove them."""
     async with _broker(shared.settings) as broker:
-        return await replay_dead_letters(broker, shared.sessions, selection)
+        dispatch = shared.relay.dispatch_soon if shared.relay is not None else None
+        return await replay_dead_letters(broker, shared.sessions, selection, dispatch)
 
 
 @router.delete("/dead-letters", response_model=DiscardResult, summary="Discard dead letters")

@@ -23,7 +23,7 @@ from pixtools_gateway.errors import InvalidRequest, Problem, UnsupportedMedia, U
 from pixtools_gateway.handlers.batch_reads import batch_state, batch_totals, fetch_batch, progress_of, read_batch_view
 from pixtools_gateway.handlers.batches import MAX_ITEMS, BatchItem, BatchRequest, BatchSource, check_size, create_batch
 from pixtools_gateway.handlers.control import Controlled, cancel_batch, retry_batch
-from pixtools_gateway.source_urls import check_source_url
+from pixtools_gateway.source_urls import check_source_url, printable
 from pixtools_gateway.views import TERMINAL_STATES, BatchAccepted, BatchControlled, BatchView
 from pixtools_gateway.webhook_targets import check_webhook_url
 from pixtools_platform.logs import log_context
@@ -167,7 +167,8 @@ async def _read_multipart_batch(
 ) -> tuple[BatchSource, list[BatchItem], object, object]:
     settings = shared.settings
     limited = Request(request.scope, limited_receive(request.receive, settings.max_batch_upload_bytes))
-    async with limited.form(max_files=MAX_ITEMS + 1, max_fields=8) as form:
+    # Far more files than a batch may hold, so that too many is our 413 rather than the form parser's 400.
+    async with limited.form(max_files=MAX_ITEMS * 100, max_fields=8) as form:
         pipeline_value, webhook_url = form.get("pipeline"), form.get("webhook_url")
         if not isinstance(pipeline_value, str):
             raise InvalidRequest("the 'pipeline' field is missing")
@@ -196,10 +197,10 @@ def _csv_items(data: bytes) -> list[BatchItem]:
     except UnicodeDecodeError as error:
         raise InvalidRequest(f"the CSV is not UTF-8: {error}") from error
     reader = csv.DictReader(io.StringIO(text))
-    columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
-    if "url" not in columns:
-        raise InvalidRequest("the CSV needs a header row with a 'url' column (and optionally 'id')")
     try:
+        columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
+        if "url" not in columns:
+            raise InvalidRequest("the CSV needs a header row with a 'url' column (and optionally 'id')")
         rows = list(reader)
     except csv.Error as error:
         raise InvalidRequest(f"the CSV is malformed: {error}") from error
@@ -216,8 +217,12 @@ def _csv_items(data: bytes) -> list[BatchItem]:
 
 
 def _url_item(url: object, item_id: object, loc: list[Any], problems: list[dict[str, Any]]) -> BatchItem | None:
-    if item_id is not None and (not isinstance(item_id, str | int) or len(str(item_id)) > _ITEM_ID_LENGTH):
-        problems.append({"loc": [*loc, "id"], "msg": f"'id' must be text of at most {_ITEM_ID_LENGTH} characters"})
+    if item_id is not None and (
+        not isinstance(item_id, str | int) or len(str(item_id)) > _ITEM_ID_LENGTH or not printable(str(item_id))
+    ):
+        problems.append(
+            {"loc": [*loc, "id"], "msg": f"'id' must be printable text of at most {_ITEM_ID_LENGTH} characters"}
+        )
         return None
     try:
         checked = check_source_url(url, "url")

@@ -150,6 +150,8 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         body = json.loads(await limited.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidRequest(f"the body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise InvalidRequest("the body is nested too deeply") from error
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
     return body
@@ -163,6 +165,8 @@ def parse_pipeline(value: object) -> Pipeline:
             raw = json.loads(value)
         except json.JSONDecodeError as error:
             raise InvalidPipeline(f"the pipeline is not valid JSON: {error}") from error
+        except RecursionError as error:
+            raise InvalidPipeline("the pipeline is nested too deeply") from error
     try:
         pipeline = Pipeline.model_validate(raw)
         check_limits(pipeline)

@@ -58,6 +58,8 @@ async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid
     if job.state not in RETRYABLE_JOB_STATES:
         raise StateConflict(f"only failed or partially failed jobs can be retried; job {job_id} is {job.state}")
     events = await retry_requests(session, job)
+    if not events:
+        raise StateConflict(f"job {job_id} has no failed step to run again")
     add_events(session, events)
     await _notify(session, job.id)
     return Controlled(job.state, 1, events)
@@ -75,17 +77,20 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
             .order_by(Job.batch_position)
         )
     ).all()
-    if not jobs:
-        raise StateConflict(f"batch {batch_id} has no failed jobs to retry")
     events: list[Event] = []
+    retried = 0
     for job in jobs:
-        events += await retry_requests(session, job)
+        job_events = await retry_requests(session, job)
+        retried += bool(job_events)
+        events += job_events
+    if not retried:
+        raise StateConflict(f"batch {batch_id} has no failed jobs to retry")
     add_events(session, events)
     batch.state = "running"
     batch.finished_at = None
     batch.updated_at = datetime.now(UTC)
     await _notify(session, batch_id)
-    return Controlled("running", len(jobs), events)
+    return Controlled("running", retried, events)
 
 
 async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reason: str) -> list[Event]:

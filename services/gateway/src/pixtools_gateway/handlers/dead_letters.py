@@ -1,12 +1,14 @@
 """Dead letters: list them, replay them to their work queue, or discard them."""
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pixtools_contracts import SourceRequested, StepRequested
+from pixtools_contracts import Event, SourceRequested, StepRequested
+from pixtools_db.outbox import add_events
 from pixtools_gateway.adapters.admin_broker import AdminBroker
 from pixtools_gateway.admin_views import (
     CONSUMER_QUEUES,
@@ -51,24 +53,28 @@ async def list_dead_letters(broker: AdminBroker, *, services: Sequence[ConsumerQ
 
 
 async def replay_dead_letters(
-    broker: AdminBroker, sessions: async_sessionmaker[AsyncSession], selection: DeadLetterSelection
+    broker: AdminBroker,
+    sessions: async_sessionmaker[AsyncSession],
+    selection: DeadLetterSelection,
+    dispatch: Callable[[Sequence[Event]], None] | None = None,
 ) -> ReplayResult:
-    """Republish the selected dead letters to their work queue with confirms, then remove them.
+    """Send the selected dead letters back to their work queue, then remove them.
 
     A step command's step was recorded as failed when it died, so the step is reopened first (a fetch
-    command's job waits for its source again); otherwise the aggregator would ignore the result. A command whose
-    job is gone or cancelled stays where it is.
-    Reopening commits before the publish: should the publish fail, the dead letter stays and a later replay
-    reopens (harmlessly) again.
+    command's job waits for its source again); otherwise the aggregator would ignore the result. The reopen
+    and a copy of the command (a new event id) commit together in the outbox, and the dead letter goes only
+    after that commit, so a crash in between at worst runs the step twice. A command whose job is gone,
+    cancelled or has nothing left to run stays where it is. Other messages (the aggregator's step events)
+    change no state and are republished directly with confirms.
     """
     replayed = skipped = 0
     async with broker.publisher() as publisher:
 
         async def replay(message: AbstractIncomingMessage, service: ConsumerQueue) -> bool:
             nonlocal replayed, skipped
-            dead = describe(message, service, broker.topology.dead_letter_queue(service))
             event = parse_body(message.body)
             if isinstance(event, StepRequested | SourceRequested):
+                command = event.model_copy(update={"event_id": uuid.uuid4()})
                 async with sessions.begin() as session:
                     if isinstance(event, StepRequested):
                         reopened = await reopen_steps(session, job_id=event.job_id, step_ids={event.step.id})
@@ -77,10 +83,17 @@ async def replay_dead_letters(
                     if not reopened:
                         skipped += 1
                         return False
-            try:
-                await publisher.publish_message(service, replayable(message, dead), exchange=broker.topology.redeliver)
-            except Unroutable as error:
-                raise ReplayUnroutable(f"{error}; replayed {replayed} before this one, the rest stay") from error
+                    add_events(session, [command])
+                if dispatch is not None:
+                    dispatch([command])
+            else:
+                dead = describe(message, service, broker.topology.dead_letter_queue(service))
+                try:
+                    await publisher.publish_message(
+                        service, replayable(message, dead), exchange=broker.topology.redeliver
+                    )
+                except Unroutable as error:
+                    raise ReplayUnroutable(f"{error}; replayed {replayed} before this one, the rest stay") from error
             await message.ack()
             replayed += 1
             return True

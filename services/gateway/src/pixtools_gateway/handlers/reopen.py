@@ -30,31 +30,31 @@ _NOTIFY = select(func.pg_notify(JOBS_CHANNEL, bindparam("job_id", type_=String))
 async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: set[str]) -> bool:
     """Reset these steps and the steps they skipped to pending and the job to running.
 
-    False when the job is gone or was cancelled: a cancelled job stays cancelled.
+    False, changing nothing, when the job is gone or cancelled (a cancelled job stays cancelled) or when none of
+    these steps failed or was skipped (a later retry already ran them): there is nothing to run again.
     """
     job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     if job is None or job.state == "cancelled":
         return False
     steps = await _steps(session, job_id)
-    _reopen(job, steps, step_ids)
+    if not _reopen(job, steps, step_ids):
+        return False
     await _reopen_batch(session, job)
     await session.execute(_NOTIFY, {"job_id": str(job_id)})
     return True
 
 
 async def reopen_source(session: AsyncSession, *, job_id: uuid.UUID) -> bool:
-    """Make a job whose URL fetch failed wait for its source again; False when the job is gone or cancelled.
+    """Make a job whose URL fetch failed wait for its source again.
 
-    A job whose original is already stored is left as it is: a replayed fetch then only stores it again.
+    False, changing nothing, when the job is gone or cancelled, or when its original is already stored (a
+    replayed fetch would only run its steps twice).
     """
     job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None or job.state == "cancelled":
+    if job is None or job.state == "cancelled" or job.input_key is not None:
         return False
-    if job.input_key is None and job.state == "failed":
-        steps = await _steps(session, job_id)
-        _reopen(job, steps, {step.step_id for step in steps})
-        job.state = "accepted"
-        await _reopen_batch(session, job)
+    if job.state == "failed":
+        await _await_source(session, job)
         await session.execute(_NOTIFY, {"job_id": str(job_id)})
     return True
 
@@ -76,12 +76,12 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
         "producer": "gateway",
     }
     if job.input_key is None:
-        _reopen(job, steps, {step.step_id for step in steps})
-        job.state = "accepted"
         assert job.source_url is not None
-        await _reopen_batch(session, job)
+        await _await_source(session, job)
         return [SourceRequested(**envelope, url=job.source_url, pipeline=pipeline, remaining=slip, lane=lane)]
     failed = [step for step in steps if step.state == "failed"]
+    if not failed:
+        return []
     images = await _step_images(session, job.id)
     parents = {step.step_id: step.parent_id for step in steps}
     requests: list[Event] = []
@@ -105,21 +105,35 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
     return requests
 
 
-def _reopen(job: Job, steps: Sequence[Step], step_ids: set[str]) -> None:
+async def _await_source(session: AsyncSession, job: Job) -> None:
+    """Every step back to pending and the job back to accepted, as when it was submitted."""
+    steps = await _steps(session, job.id)
+    _reopen(job, steps, {step.step_id for step in steps})
+    job.state = "accepted"
+    job.finished_at = None
+    job.error_code = job.error_message = None
+    await _reopen_batch(session, job)
+
+
+def _reopen(job: Job, steps: Sequence[Step], step_ids: set[str]) -> bool:
+    """Reset the failed or skipped steps among these and their descendants; False, changing nothing, if none."""
     parents = {step.step_id: step.parent_id for step in steps}
     targets = set(step_ids)
     for step_id in step_ids:
         targets |= descendants(parents, step_id)
-    for step in steps:
-        if step.step_id in targets and step.state in REOPENABLE:
-            step.state = "pending"
-            step.started_at = step.finished_at = None
-            step.error_code = step.error_message = None
-            step.result = None
+    reopened = [step for step in steps if step.step_id in targets and step.state in REOPENABLE]
+    if not reopened:
+        return False
+    for step in reopened:
+        step.state = "pending"
+        step.started_at = step.finished_at = None
+        step.error_code = step.error_message = None
+        step.result = None
     job.state = "running"
     job.finished_at = None
     job.error_code = job.error_message = None
     job.updated_at = datetime.now(UTC)
+    return True
 
 
 async def _reopen_batch(session: AsyncSession, job: Job) -> None:
