@@ -3,16 +3,29 @@
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "pixtools_jobs"
 BATCH_CHANNEL = "pixtools_batches"
+
+_NOTIFY_ALL = text("SELECT pg_notify(:channel, id) FROM unnest(CAST(:ids AS text[])) AS id").bindparams(channel=CHANNEL)
+
+
+async def notify_changed(session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
+    """NOTIFY listeners that these jobs or batches changed (ids never collide), in one statement.
+
+    Postgres delivers the notifications only if the transaction commits.
+    """
+    await session.execute(_NOTIFY_ALL, {"ids": [str(some_id) for some_id in ids]})
 
 
 class JobNotifications:

@@ -4,11 +4,12 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -122,8 +123,7 @@ async def submit_batch(
         ),
     )
     batch = created.batch
-    if shared.relay is not None and created.events:
-        shared.relay.dispatch_soon(created.events)
+    shared.dispatch(created.events)
     with log_context(batch_id=str(batch.id), correlation_id=batch.correlation_id):
         log.info(
             "batch accepted" if created.created else "batch replayed for an idempotency key",
@@ -262,11 +262,7 @@ async def read_batch(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """Totals by state and progress are computed in SQL; `items` is one page in batch order."""
-    base = str(request.url).split("?")[0].rsplit("/batches/", 1)[0]
-
-    async def output_url(job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
-        presigned = await shared.blobs.presigned_url(output["key"], shared.settings.presign_expiry_s)
-        return presigned or f"{base}/jobs/{job_id}/outputs/{output['id']}"
+    output_url = functools.partial(shared.output_url, str(request.url_for("list_all")).split("?")[0])
 
     async with shared.reader.connect() as connection:
         view = await read_batch_view(
@@ -334,8 +330,7 @@ async def retry(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, shar
 
 
 def _controlled(batch_id: uuid.UUID, done: Controlled, request: Request, shared: Resources) -> BatchControlled:
-    if shared.relay is not None and done.events:
-        shared.relay.dispatch_soon(done.events)
+    shared.dispatch(done.events)
     with log_context(batch_id=str(batch_id)):
         log.info("batch controlled", extra={"state": done.state, "jobs": done.changed})
     return BatchControlled(

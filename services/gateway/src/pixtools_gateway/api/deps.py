@@ -2,13 +2,14 @@
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pixtools_contracts import Event
 from pixtools_db.outbox import OutboxRelay
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.errors import Forbidden, Unauthorized
@@ -31,6 +32,17 @@ class Resources:
     notifications: JobNotifications
     relay: OutboxRelay | None
     key_cache: dict[str, tuple[float, Caller]] = field(default_factory=dict)
+
+    def dispatch(self, events: Sequence[Event]) -> None:
+        """Publish events just committed to the outbox now, when this process runs the relay (else its sweep does)."""
+        if self.relay is not None and events:
+            self.relay.dispatch_soon(events)
+
+    async def output_url(self, jobs_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
+        """An output's download URL: presigned, or the gateway's download route under `jobs_url` (…/v1/jobs)."""
+        presigned = await self.blobs.presigned_url(output["key"], self.settings.presign_expiry_s)
+        # Formatting the route is far cheaper than url_for, and this runs once per output listed.
+        return presigned or f"{jobs_url}/{job_id}/outputs/{output['id']}"
 
 
 async def resources(request: Request) -> Resources:

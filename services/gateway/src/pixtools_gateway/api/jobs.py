@@ -1,9 +1,10 @@
 """Jobs: submit, read, list, stream progress and download outputs."""
 
+import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -113,8 +114,7 @@ async def submit(
         ),
     )
     job = submitted.job
-    if shared.relay is not None:
-        shared.relay.dispatch_soon(submitted.events)
+    shared.dispatch(submitted.events)
     with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
         message = "job accepted" if submitted.created else "job replayed for an idempotency key"
         log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
@@ -182,12 +182,7 @@ def parse_pipeline(value: object) -> Pipeline:
 async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> Response:
     """The job's state, steps, outputs with download URLs, and extracted metadata."""
 
-    status_url = str(request.url)
-
-    async def output_url(owner: uuid.UUID, output: Mapping[str, Any]) -> str:
-        presigned = await shared.blobs.presigned_url(output["key"], shared.settings.presign_expiry_s)
-        # The download route is this URL plus /outputs/<id>; formatting it is far cheaper than url_for.
-        return presigned or f"{status_url.split('?')[0]}/outputs/{output['id']}"
+    output_url = functools.partial(shared.output_url, str(request.url).split("?")[0].rsplit("/", 1)[0])
 
     async with shared.reader.connect() as connection:
         view = await read_job_view(connection, tenant_id=tenant_id, job_id=job_id, output_url=output_url)
@@ -261,8 +256,7 @@ async def retry(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared
 
 
 def _controlled(job_id: uuid.UUID, done: Controlled, request: Request, shared: Resources) -> JobControlled:
-    if shared.relay is not None and done.events:
-        shared.relay.dispatch_soon(done.events)
+    shared.dispatch(done.events)
     with log_context(job_id=str(job_id)):
         log.info("job controlled", extra={"state": done.state, "changed": done.changed})
     return JobControlled(

@@ -4,14 +4,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, String, bindparam, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_contracts import Event, JobCancelled
 from pixtools_db import Batch, Job, Step
 from pixtools_db.outbox import add_events
+from pixtools_gateway.adapters.notifications import notify_changed
 from pixtools_gateway.errors import NotFound, StateConflict
-from pixtools_gateway.handlers.reopen import JOBS_CHANNEL, retry_requests
+from pixtools_gateway.handlers.reopen import reopen_batch, retry_requests
 
 ACTIVE_JOB_STATES = ("accepted", "running")
 ACTIVE_STEP_STATES = ("pending", "running")
@@ -36,6 +37,7 @@ async def cancel_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uui
     if job.state not in ACTIVE_JOB_STATES:
         raise StateConflict(f"job {job_id} already finished as {job.state}")
     events = await _cancel_where(session, Job.id == job_id, reason)
+    await notify_changed(session, [job_id])
     return Controlled(CANCELLED, len(events), events)
 
 
@@ -48,7 +50,7 @@ async def cancel_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id:
         batch.cancelled_at = batch.updated_at = datetime.now(UTC)
         batch.state = CANCELLED
     events = await _cancel_where(session, Job.batch_id == batch_id, reason)
-    await _notify(session, batch_id)
+    await notify_changed(session, [batch_id, *(event.job_id for event in events)])
     return Controlled(CANCELLED, len(events), events)
 
 
@@ -61,7 +63,8 @@ async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid
     if not events:
         raise StateConflict(f"job {job_id} has no failed step to run again")
     add_events(session, events)
-    await _notify(session, job.id)
+    await reopen_batch(session, job)
+    await notify_changed(session, [job.id])
     return Controlled(job.state, 1, events)
 
 
@@ -89,12 +92,15 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
     batch.state = "running"
     batch.finished_at = None
     batch.updated_at = datetime.now(UTC)
-    await _notify(session, batch_id)
+    await notify_changed(session, [batch_id, *{event.job_id for event in events}])
     return Controlled("running", retried, events)
 
 
 async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reason: str) -> list[Event]:
-    """Cancel the active jobs matching `which` and skip their unfinished steps, with one statement each."""
+    """Cancel the active jobs matching `which` and skip their unfinished steps, with one statement each.
+
+    The caller notifies listeners of the jobs (and batch) it changed.
+    """
     result = await session.execute(
         update(Job)
         .where(which, Job.state.in_(ACTIVE_JOB_STATES))
@@ -121,8 +127,6 @@ async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reaso
         for job_id, tenant, correlation_id in cancelled
     ]
     add_events(session, events)
-    for job_id in ids:
-        await _notify(session, job_id)
     return events
 
 
@@ -146,8 +150,3 @@ async def _lock_batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uui
     batch = await session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update(key_share=True))
     assert batch is not None  # batches are deleted only by retention, with their jobs
     return batch
-
-
-async def _notify(session: AsyncSession, some_id: uuid.UUID) -> None:
-    # One channel for jobs and batches: ids never collide, and SSE streams wait on the id they follow.
-    await session.execute(select(func.pg_notify(JOBS_CHANNEL, bindparam("id", str(some_id), type_=String))))

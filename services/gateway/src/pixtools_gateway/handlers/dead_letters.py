@@ -56,7 +56,7 @@ async def replay_dead_letters(
     broker: AdminBroker,
     sessions: async_sessionmaker[AsyncSession],
     selection: DeadLetterSelection,
-    dispatch: Callable[[Sequence[Event]], None] | None = None,
+    dispatch: Callable[[Sequence[Event]], None],
 ) -> ReplayResult:
     """Send the selected dead letters back to their work queue, then remove them.
 
@@ -84,8 +84,7 @@ async def replay_dead_letters(
                         skipped += 1
                         return False
                     add_events(session, [command])
-                if dispatch is not None:
-                    dispatch([command])
+                dispatch([command])
             else:
                 dead = describe(message, service, broker.topology.dead_letter_queue(service))
                 try:

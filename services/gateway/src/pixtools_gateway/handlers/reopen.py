@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_contracts import (
@@ -20,11 +20,9 @@ from pixtools_contracts import (
     service_for,
 )
 from pixtools_db import Batch, Job, Output, Step
+from pixtools_gateway.adapters.notifications import notify_changed
 
-JOBS_CHANNEL = "pixtools_jobs"
 REOPENABLE = ("failed", "skipped")
-
-_NOTIFY = select(func.pg_notify(JOBS_CHANNEL, bindparam("job_id", type_=String)))
 
 
 async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: set[str]) -> bool:
@@ -39,8 +37,8 @@ async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: se
     steps = await _steps(session, job_id)
     if not _reopen(job, steps, step_ids):
         return False
-    await _reopen_batch(session, job)
-    await session.execute(_NOTIFY, {"job_id": str(job_id)})
+    await reopen_batch(session, job)
+    await notify_changed(session, [job_id])
     return True
 
 
@@ -55,7 +53,8 @@ async def reopen_source(session: AsyncSession, *, job_id: uuid.UUID) -> bool:
         return False
     if job.state == "failed":
         await _await_source(session, job)
-        await session.execute(_NOTIFY, {"job_id": str(job_id)})
+        await reopen_batch(session, job)
+        await notify_changed(session, [job_id])
     return True
 
 
@@ -63,9 +62,8 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
     """Reopen a locked failed job's failed steps and return the commands that run them again.
 
     Steps that succeeded keep their outputs; each failed step reads the image its nearest ancestor produced,
-    or the stored original. A job whose source never arrived fetches it again.
+    or the stored original. A job whose source never arrived fetches it again. The caller reopens the batch.
     """
-    steps = await _steps(session, job.id)
     pipeline = Pipeline.model_validate(job.pipeline)
     slip = plan(pipeline)
     lane: Lane = "bulk" if job.batch_id else "interactive"
@@ -79,6 +77,7 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
         assert job.source_url is not None
         await _await_source(session, job)
         return [SourceRequested(**envelope, url=job.source_url, pipeline=pipeline, remaining=slip, lane=lane)]
+    steps = await _steps(session, job.id)
     failed = [step for step in steps if step.state == "failed"]
     if not failed:
         return []
@@ -101,7 +100,6 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
             )
         )
     _reopen(job, steps, {step.step_id for step in failed})
-    await _reopen_batch(session, job)
     return requests
 
 
@@ -112,7 +110,6 @@ async def _await_source(session: AsyncSession, job: Job) -> None:
     job.state = "accepted"
     job.finished_at = None
     job.error_code = job.error_message = None
-    await _reopen_batch(session, job)
 
 
 def _reopen(job: Job, steps: Sequence[Step], step_ids: set[str]) -> bool:
@@ -136,7 +133,7 @@ def _reopen(job: Job, steps: Sequence[Step], step_ids: set[str]) -> bool:
     return True
 
 
-async def _reopen_batch(session: AsyncSession, job: Job) -> None:
+async def reopen_batch(session: AsyncSession, job: Job) -> None:
     """A batch whose child runs again is no longer finished; it settles (and notifies) again later."""
     if job.batch_id is None:
         return
