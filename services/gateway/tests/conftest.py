@@ -97,3 +97,11 @@ async def other_tenant_key(database_url) -> str:
     import secrets
 
     return await _new_tenant(database_url, f"other-{secrets.token_hex(4)}")
+
+
+@pytest_asyncio.fixture
+async def db(database_url):
+    """A session factory on the test database, for looking behind the API."""
+    engine = create_engine(database_url, pool_size=2)
+    yield session_factory(engine)
+    await engine.dispose()
