@@ -8,9 +8,7 @@ from uuid import UUID, uuid4
 from pydantic import Field
 
 from pixtools_contracts._base import Contract
-
-FinishedBatchState = Literal["succeeded", "partially_failed", "failed", "cancelled"]
-"""A batch's terminal states: the job states' terminal meaning, applied to the batch as a whole."""
+from pixtools_contracts._states import FinishedBatchState, JobState
 
 
 class BatchTotals(Contract):
@@ -28,14 +26,28 @@ class BatchTotals(Contract):
     def from_counts(cls, counts: Mapping[str, int]) -> "BatchTotals":
         """Totals from the jobs counted by job state; 'queued' is the jobs still accepted."""
         return cls(
-            queued=counts.get("accepted", 0),
-            running=counts.get("running", 0),
-            succeeded=counts.get("succeeded", 0),
-            partially_failed=counts.get("partially_failed", 0),
-            failed=counts.get("failed", 0),
-            cancelled=counts.get("cancelled", 0),
+            queued=counts.get(JobState.ACCEPTED, 0),
+            running=counts.get(JobState.RUNNING, 0),
+            succeeded=counts.get(JobState.SUCCEEDED, 0),
+            partially_failed=counts.get(JobState.PARTIALLY_FAILED, 0),
+            failed=counts.get(JobState.FAILED, 0),
+            cancelled=counts.get(JobState.CANCELLED, 0),
             total=sum(counts.values()),
         )
+
+    def finished_state(self, *, cancelled: bool) -> FinishedBatchState:
+        """The terminal state of a batch whose jobs are all terminal."""
+        if cancelled:
+            return JobState.CANCELLED
+        if self.succeeded == self.total:
+            return JobState.SUCCEEDED
+        if self.succeeded + self.partially_failed == 0:
+            return JobState.FAILED
+        return JobState.PARTIALLY_FAILED
+
+    def unfinished_state(self) -> JobState:
+        """The state of a batch some of whose jobs are unfinished: accepted until one starts, then running."""
+        return JobState.ACCEPTED if self.queued == self.total else JobState.RUNNING
 
 
 class BatchFinished(Contract):

@@ -9,6 +9,7 @@ from pydantic import Field, JsonValue, TypeAdapter
 from pixtools_contracts._base import Contract
 from pixtools_contracts._operations import ServiceName
 from pixtools_contracts._pipeline import Pipeline, PlannedStep, SlipNode
+from pixtools_contracts._states import CompletedJobState
 
 
 def _now() -> datetime:
@@ -204,7 +205,7 @@ class JobCompleted(Event):
     """A job reached a terminal state with at least one output: succeeded or partially failed."""
 
     type: Literal["job.completed.v1"] = "job.completed.v1"
-    state: Literal["succeeded", "partially_failed"] = Field(description="Terminal state.")
+    state: CompletedJobState = Field(description="Terminal state.")
     outputs: list[JobOutput] = Field(description="The outputs that were produced.")
     results: dict[str, dict[str, JsonValue]] = Field(
         default_factory=dict, description="Structured results keyed by step id (metadata, detections)."

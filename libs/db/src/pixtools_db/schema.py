@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pixtools_contracts import JobState, StepState
+
 
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names, so migrations can refer to them."""
@@ -68,7 +70,7 @@ class Batch(Base):
     __tablename__ = "batches"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(20), server_default="running")
+    state: Mapped[str] = mapped_column(String(20), server_default=JobState.RUNNING.value)
     source: Mapped[str] = mapped_column(String(10), comment="How the items came: 'urls', 'csv' or 'files'.")
     pipeline: Mapped[list[Any]] = mapped_column()
     item_count: Mapped[int] = mapped_column(Integer)
@@ -95,7 +97,7 @@ class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(20), server_default="accepted")
+    state: Mapped[str] = mapped_column(String(20), server_default=JobState.ACCEPTED.value)
     pipeline: Mapped[list[Any]] = mapped_column()
     step_count: Mapped[int] = mapped_column(Integer)
     leaf_count: Mapped[int] = mapped_column(Integer)
@@ -143,7 +145,7 @@ class Step(Base):
     op: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column()
     is_leaf: Mapped[bool] = mapped_column(Boolean)
-    state: Mapped[str] = mapped_column(String(20), server_default="pending")
+    state: Mapped[str] = mapped_column(String(20), server_default=StepState.PENDING.value)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error_code: Mapped[str | None] = mapped_column(String(100))

@@ -5,10 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pixtools_aggregator.ports import JobRepository
-from pixtools_aggregator.states import batch_state
 from pixtools_aggregator.webhooks import webhook_payload
 from pixtools_contracts import BatchFinished, BatchTotals, FinishedBatchState
-from pixtools_db import Batch, WebhookDelivery
+from pixtools_db import Batch, WebhookDelivery, lifecycle
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,8 @@ async def settle_batch(
     if batch.finished_at is not None or await jobs.has_unfinished_jobs(batch.id):
         return None
     totals = BatchTotals.from_counts(await jobs.count_batch_jobs(batch.id))
-    state = batch_state(totals, cancelled=batch.cancelled_at is not None)
-    batch.state = state
-    batch.finished_at = now
-    batch.updated_at = now
+    state = totals.finished_state(cancelled=batch.cancelled_at is not None)
+    lifecycle.finish_batch(batch, state, at=now)
     if batch.webhook_url:
         message = BatchFinished(
             batch_id=batch.id,

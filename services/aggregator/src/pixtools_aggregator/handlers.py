@@ -7,27 +7,26 @@ from typing import Literal
 from pixtools_aggregator.batches import settle_batch, start_batch_job
 from pixtools_aggregator.errors import UnknownJob, UnknownStep
 from pixtools_aggregator.ports import JobRepository
-from pixtools_aggregator.states import (
-    JOB_TERMINAL,
-    EndedJobState,
-    FinishedJobState,
-    all_terminal,
-    can_advance,
-    downstream,
-    finished_state,
-)
 from pixtools_aggregator.terminal import terminal_event, webhook_delivery
 from pixtools_contracts import (
+    JOB_TERMINAL,
+    EndedJobState,
+    ErrorInfo,
     Event,
     FinishedBatchState,
+    FinishedJobState,
     JobCompleted,
     JobFailed,
+    JobState,
     StepCompleted,
     StepFailed,
     StepOutput,
     StepStarted,
+    all_terminal,
+    descendants,
+    finished_state,
 )
-from pixtools_db import Job, Output, Step
+from pixtools_db import Job, Output, Step, lifecycle
 
 UPSTREAM_FAILED = "upstream_failed"
 
@@ -68,10 +67,7 @@ async def apply_step_started(event: StepStarted, deps: Dependencies) -> Applied:
     opened = await _open(event, deps)
     if isinstance(opened, Applied):
         return opened
-    if can_advance(opened.step.state, "running"):
-        opened.step.state = "running"
-        opened.step.started_at = event.occurred_at
-        opened.changed = True
+    opened.changed |= lifecycle.start_step(opened.step, at=event.occurred_at)
     return await _settle(opened, deps)
 
 
@@ -81,11 +77,8 @@ async def apply_step_completed(event: StepCompleted, deps: Dependencies) -> Appl
     if isinstance(opened, Applied):
         return opened
     step = opened.step
-    if can_advance(step.state, "succeeded"):
-        step.state = "succeeded"
-        step.started_at = step.started_at or event.started_at
-        step.finished_at = event.finished_at
-        step.result = dict(event.result) if event.result is not None else None
+    result = dict(event.result) if event.result is not None else None
+    if lifecycle.complete_step(step, started_at=event.started_at, finished_at=event.finished_at, result=result):
         await deps.jobs.add_outputs([_output(event, step, output) for output in event.outputs])
         opened.changed = True
     return await _settle(opened, deps)
@@ -96,20 +89,18 @@ async def apply_step_failed(event: StepFailed, deps: Dependencies) -> Applied:
     opened = await _open(event, deps)
     if isinstance(opened, Applied):
         return opened
-    step = opened.step
-    if can_advance(step.state, "failed"):
-        step.state = "failed"
-        step.started_at = step.started_at or event.started_at
-        step.finished_at = event.finished_at
-        step.error_code = event.error.code
-        step.error_message = event.error.message
-        skipped = downstream({other.step_id: other.parent_id for other in opened.steps}, step.step_id)
-        for other in opened.steps:
-            if other.step_id in skipped and can_advance(other.state, "skipped"):
-                other.state = "skipped"
-                other.finished_at = event.finished_at
-                other.error_code = UPSTREAM_FAILED
-                other.error_message = f"step {step.step_id} failed: {event.error.code}"
+    step, error = opened.step, event.error
+    failed = lifecycle.fail_step(
+        step, started_at=event.started_at, finished_at=event.finished_at, code=error.code, message=error.message
+    )
+    if failed:
+        skipped = descendants({other.step_id: other.parent_id for other in opened.steps}, step.step_id)
+        lifecycle.skip_steps(
+            (other for other in opened.steps if other.step_id in skipped),
+            at=event.finished_at,
+            code=UPSTREAM_FAILED,
+            message=f"step {step.step_id} failed: {error.code}",
+        )
         opened.changed = True
     return await _settle(opened, deps)
 
@@ -126,9 +117,9 @@ async def _open(event: StepEvent, deps: Dependencies) -> _Opened | Applied:
     step = next((candidate for candidate in steps if candidate.step_id == event.step_id), None)
     if step is None:
         raise UnknownStep(f"job {job.id} has no step {event.step_id!r}")
-    started = job.state == "accepted"
+    started = job.state == JobState.ACCEPTED
     if started:
-        start_job(job, _started_at(event))
+        lifecycle.start_job(job, at=_started_at(event))
     return _Opened(job=job, steps=steps, step=step, changed=started, started=started)
 
 
@@ -154,18 +145,18 @@ async def lock_known_job(event: Event, deps: Dependencies) -> Job:
     return job
 
 
-def start_job(job: Job, at: datetime) -> None:
-    """Move an accepted job to running."""
-    job.state = "running"
-    job.started_at = at
+async def finish_job(
+    job: Job, steps: list[Step], state: FinishedJobState, deps: Dependencies, *, error: ErrorInfo | None = None
+) -> Applied:
+    """End a job whose steps are all terminal: stage its terminal event and webhook, then settle its batch.
 
-
-async def finish_job(job: Job, steps: list[Step], state: FinishedJobState, deps: Dependencies) -> Applied:
-    """End a job whose steps are all terminal: stage its terminal event and webhook, then settle its batch."""
-    job.state = state
-    job.finished_at = deps.now
-    job.updated_at = deps.now
-    outputs = await deps.jobs.final_outputs(job.id) if state != "failed" else []
+    `error` is the reason a job failed as a whole (its source never arrived), as opposed to any of its steps.
+    """
+    if error is None:
+        lifecycle.finish_job(job, state, at=deps.now)
+    else:
+        lifecycle.finish_job(job, state, at=deps.now, error_code=error.code, error_message=error.message)
+    outputs = await deps.jobs.final_outputs(job.id) if state != JobState.FAILED else []
     event = terminal_event(job, steps, outputs, state, deps.traceparent)
     deps.jobs.stage(event)
     if job.webhook_url:

@@ -1,18 +1,10 @@
 """Job events beside the steps: a URL source fetched or not, and a job cancelled by its owner."""
 
 from pixtools_aggregator.batches import start_batch_job
-from pixtools_aggregator.handlers import (
-    Applied,
-    Dependencies,
-    finish_job,
-    lock_known_job,
-    settle_job_batch,
-    start_job,
-)
-from pixtools_aggregator.states import JOB_TERMINAL, STEP_TERMINAL
+from pixtools_aggregator.handlers import Applied, Dependencies, finish_job, lock_known_job, settle_job_batch
 from pixtools_aggregator.terminal import webhook_delivery
-from pixtools_contracts import JobCancelled, ObjectRef, SourceFailed, SourceFetched
-from pixtools_db import Job
+from pixtools_contracts import JOB_TERMINAL, JobCancelled, JobState, ObjectRef, SourceFailed, SourceFetched
+from pixtools_db import Job, lifecycle
 
 SOURCE_FAILED = "source_failed"
 
@@ -33,9 +25,9 @@ async def apply_source_fetched(event: SourceFetched, deps: Dependencies) -> Appl
     job = await lock_known_job(event, deps)
     # Recorded even on a finished job: its steps' events can overtake this one, and the input is a fact all the same.
     recorded = _record_input(job, event.input)
-    started = job.state == "accepted"
+    started = job.state == JobState.ACCEPTED
     if started:
-        start_job(job, event.occurred_at)
+        lifecycle.start_job(job, at=event.occurred_at)
     if not (recorded or started):
         return Applied("unchanged")
     job.updated_at = deps.now
@@ -53,17 +45,12 @@ async def apply_source_failed(event: SourceFailed, deps: Dependencies) -> Applie
     if job.state in JOB_TERMINAL or job.input_key is not None:
         # A duplicate fetch that failed after an earlier one stored the original changes nothing.
         return Applied("ignored")
-    job.error_code = event.error.code
-    job.error_message = event.error.message
     steps = await deps.jobs.steps(job.id)
-    for step in steps:
-        if step.state not in STEP_TERMINAL:
-            step.state = "skipped"
-            step.finished_at = deps.now
-            step.error_code = SOURCE_FAILED
-            step.error_message = f"the source could not be fetched: {event.error.code}"
+    lifecycle.skip_steps(
+        steps, at=deps.now, code=SOURCE_FAILED, message=f"the source could not be fetched: {event.error.code}"
+    )
     await deps.jobs.notify(job.id)
-    return await finish_job(job, steps, "failed", deps)
+    return await finish_job(job, steps, JobState.FAILED, deps, error=event.error)
 
 
 async def apply_job_cancelled(event: JobCancelled, deps: Dependencies) -> Applied:
@@ -71,12 +58,14 @@ async def apply_job_cancelled(event: JobCancelled, deps: Dependencies) -> Applie
     if not await deps.jobs.claim_event(event.event_id):
         return Applied("duplicate")
     job = await deps.jobs.lock_job(event.job_id)
-    if job is None or job.state != "cancelled":
+    if job is None or job.state != JobState.CANCELLED:
         # Deleted since, or retried since: the cancellation no longer describes the job.
         return Applied("ignored")
     if job.webhook_url:
         deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))
-    return await settle_job_batch(job, deps, Applied("applied", finished="cancelled", webhook=bool(job.webhook_url)))
+    return await settle_job_batch(
+        job, deps, Applied("applied", finished=JobState.CANCELLED, webhook=bool(job.webhook_url))
+    )
 
 
 def _record_input(job: Job, stored: ObjectRef) -> bool:

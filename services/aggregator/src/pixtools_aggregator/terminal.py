@@ -3,9 +3,18 @@
 import uuid
 from collections.abc import Sequence
 
-from pixtools_aggregator.states import FinishedJobState
 from pixtools_aggregator.webhooks import webhook_payload
-from pixtools_contracts import ErrorInfo, Event, JobCompleted, JobFailed, JobOutput, StepError
+from pixtools_contracts import (
+    ErrorInfo,
+    Event,
+    FinishedJobState,
+    JobCompleted,
+    JobFailed,
+    JobOutput,
+    JobState,
+    StepError,
+    StepState,
+)
 from pixtools_db import Job, Output, Step, WebhookDelivery
 
 PRODUCER = "aggregator"
@@ -24,7 +33,7 @@ def terminal_event(
             error=ErrorInfo(code=step.error_code or "unknown", message=step.error_message or ""),
         )
         for step in steps
-        if step.state == "failed"
+        if step.state == StepState.FAILED
     ]
     if job.error_code:
         # The source fetch is the one job-level reason a terminal event can carry: cancelled jobs get JobCancelled.
@@ -39,13 +48,15 @@ def terminal_event(
         "submitted_at": job.created_at,
         "errors": errors,
     }
-    if state == "failed":
+    if state == JobState.FAILED:
         return JobFailed(**common)
     return JobCompleted(
         **common,
         state=state,
         outputs=[_job_output(output) for output in outputs],
-        results={step.step_id: step.result for step in steps if step.state == "succeeded" and step.result is not None},
+        results={
+            step.step_id: step.result for step in steps if step.state == StepState.SUCCEEDED and step.result is not None
+        },
     )
 
 

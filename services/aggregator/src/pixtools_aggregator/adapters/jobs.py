@@ -5,13 +5,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, exists, func, select, update
+from sqlalchemy import String, bindparam, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pixtools_aggregator.states import JOB_UNFINISHED
-from pixtools_contracts import Event
-from pixtools_db import Batch, Inbox, Job, Output, Step, WebhookDelivery
+from pixtools_contracts import JOB_UNFINISHED, Event
+from pixtools_db import Batch, Inbox, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.outbox import add_events
 
 CONSUMER = "aggregator"
@@ -61,12 +60,6 @@ _LOCK_BATCH = (
     .where(Batch.id == bindparam("batch_id"))
     .with_for_update(key_share=True)
     .execution_options(populate_existing=True)
-)
-_START_BATCH = (
-    update(Batch)
-    .where(Batch.id == bindparam("batch_id"), Batch.state == "accepted")
-    .values(state="running", updated_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
 )
 # IN over the unfinished states, not NOT IN over the terminal ones, so ix_jobs_batch_state answers it.
 _UNFINISHED_JOBS = select(exists().where(Job.batch_id == bindparam("batch_id"), Job.state.in_(JOB_UNFINISHED)))
@@ -122,7 +115,7 @@ class SqlJobRepository:
 
     async def start_batch(self, batch_id: uuid.UUID, now: datetime) -> None:
         """Move the batch from 'accepted' to 'running'; a batch in any other state is not even locked."""
-        await self._session.execute(_START_BATCH, {"batch_id": batch_id, "now": now})
+        await lifecycle.start_batch(self._session, batch_id, at=now)
 
     async def has_unfinished_jobs(self, batch_id: uuid.UUID) -> bool:
         """True while any job of the batch is not terminal."""

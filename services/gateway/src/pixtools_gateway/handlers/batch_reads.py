@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pixtools_contracts import BatchTotals
+from pixtools_contracts import JOB_TERMINAL, BatchTotals, StepState
 from pixtools_db import Batch, Job, Output, Step
 from pixtools_gateway.errors import NotFound
 from pixtools_gateway.views import (
-    TERMINAL_STATES,
     BatchItemView,
     BatchOutput,
     BatchProgress,
@@ -26,7 +25,7 @@ _TOTALS = select(Job.state, func.count()).where(Job.batch_id == bindparam("batch
 # The first failed step's reason stands for the job when the job itself has none.
 _FIRST_FAILURE = (
     select(func.json_build_object("code", Step.error_code, "message", Step.error_message))
-    .where(Step.job_id == Job.id, Step.state == "failed")
+    .where(Step.job_id == Job.id, Step.state == StepState.FAILED)
     .order_by(Step.position)
     .limit(1)
     .scalar_subquery()
@@ -72,9 +71,9 @@ async def batch_totals(connection: AsyncConnection, batch_id: uuid.UUID) -> Batc
 
 def batch_state(batch: Any, totals: BatchTotals) -> str:
     """The stored state once finished or cancelled; otherwise accepted until a job starts, then running."""
-    if batch.finished_at is not None or batch.cancelled_at is not None or batch.state in TERMINAL_STATES:
-        return batch.state
-    return "accepted" if totals.queued == totals.total else "running"
+    if batch.finished_at is not None or batch.cancelled_at is not None or batch.state in JOB_TERMINAL:
+        return str(batch.state)
+    return totals.unfinished_state()
 
 
 def progress_of(totals: BatchTotals) -> BatchProgress:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pixtools_contracts import Event, ObjectRef, Pipeline
+from pixtools_contracts import Event, JobState, ObjectRef, Pipeline
 from pixtools_db import Batch
 from pixtools_gateway.errors import BatchTooLarge, IdempotencyConflict, InvalidRequest
 from pixtools_gateway.handlers.submit import BatchPlace, Submission, Upload, stage_job, store_original
@@ -156,7 +156,7 @@ def _stage_batch(
     batch = Batch(
         id=uuid.uuid4(),
         tenant_id=request.tenant_id,
-        state="accepted",
+        state=JobState.ACCEPTED,
         source=request.source,
         pipeline=request.pipeline.model_dump(mode="json"),
         item_count=len(kept),

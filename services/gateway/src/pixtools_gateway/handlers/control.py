@@ -4,27 +4,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pixtools_contracts import Event, JobCancelled
-from pixtools_db import Batch, Job, Step
+from pixtools_contracts import JOB_RETRYABLE, JOB_UNFINISHED, Event, JobCancelled, JobState
+from pixtools_db import Batch, Job, lifecycle
 from pixtools_db.outbox import add_events
 from pixtools_gateway.adapters.notifications import notify_changed
 from pixtools_gateway.errors import NotFound, StateConflict
-from pixtools_gateway.handlers.reopen import reopen_batch, retry_requests
-
-ACTIVE_JOB_STATES = ("accepted", "running")
-ACTIVE_STEP_STATES = ("pending", "running")
-RETRYABLE_JOB_STATES = ("failed", "partially_failed")
-CANCELLED = "cancelled"
+from pixtools_gateway.handlers.reopen import retry_requests
 
 
 @dataclass(frozen=True)
 class Controlled:
     """What a cancel or retry did: the resulting state, how many jobs it changed, and the events it staged."""
 
-    state: str
+    state: JobState
     changed: int
     events: list[Event]
 
@@ -32,13 +27,13 @@ class Controlled:
 async def cancel_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID, reason: str) -> Controlled:
     """Cancel a queued or running job; cancelling a cancelled job again changes nothing."""
     job = await _lock_job(session, tenant_id, job_id)
-    if job.state == CANCELLED:
-        return Controlled(CANCELLED, 0, [])
-    if job.state not in ACTIVE_JOB_STATES:
+    if job.state == JobState.CANCELLED:
+        return Controlled(JobState.CANCELLED, 0, [])
+    if job.state not in JOB_UNFINISHED:
         raise StateConflict(f"job {job_id} already finished as {job.state}")
     events = await _cancel_where(session, Job.id == job_id, reason)
     await notify_changed(session, [job_id])
-    return Controlled(CANCELLED, len(events), events)
+    return Controlled(JobState.CANCELLED, len(events), events)
 
 
 async def cancel_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID, reason: str) -> Controlled:
@@ -46,26 +41,25 @@ async def cancel_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id:
     batch = await _lock_batch(session, tenant_id, batch_id, with_jobs=True)
     if batch.cancelled_at is None and batch.finished_at is not None:
         raise StateConflict(f"batch {batch_id} already finished as {batch.state}")
-    if batch.cancelled_at is None:
-        batch.cancelled_at = batch.updated_at = datetime.now(UTC)
-        batch.state = CANCELLED
+    lifecycle.cancel_batch(batch, at=datetime.now(UTC))
     events = await _cancel_where(session, Job.batch_id == batch_id, reason)
     await notify_changed(session, [batch_id, *(event.job_id for event in events)])
-    return Controlled(CANCELLED, len(events), events)
+    return Controlled(JobState.CANCELLED, len(events), events)
 
 
 async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Controlled:
     """Run a failed or partially failed job's failed steps again, keeping what succeeded."""
     job = await _lock_job(session, tenant_id, job_id)
-    if job.state not in RETRYABLE_JOB_STATES:
+    if job.state not in JOB_RETRYABLE:
         raise StateConflict(f"only failed or partially failed jobs can be retried; job {job_id} is {job.state}")
     events = await retry_requests(session, job)
     if not events:
         raise StateConflict(f"job {job_id} has no failed step to run again")
     add_events(session, events)
-    await reopen_batch(session, job)
+    if job.batch_id is not None:
+        await lifecycle.reopen_batch(session, job.batch_id)
     await notify_changed(session, [job.id])
-    return Controlled(job.state, 1, events)
+    return Controlled(JobState(job.state), 1, events)
 
 
 async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> Controlled:
@@ -75,9 +69,7 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
         raise StateConflict(f"batch {batch_id} was cancelled; cancelled batches are not retried")
     jobs = (
         await session.scalars(
-            select(Job)
-            .where(Job.batch_id == batch_id, Job.state.in_(RETRYABLE_JOB_STATES))
-            .order_by(Job.batch_position)
+            select(Job).where(Job.batch_id == batch_id, Job.state.in_(JOB_RETRYABLE)).order_by(Job.batch_position)
         )
     ).all()
     events: list[Event] = []
@@ -89,39 +81,17 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
     if not retried:
         raise StateConflict(f"batch {batch_id} has no failed jobs to retry")
     add_events(session, events)
-    batch.state = "running"
-    batch.finished_at = None
-    batch.updated_at = datetime.now(UTC)
+    await lifecycle.reopen_batch(session, batch_id)
     await notify_changed(session, [batch_id, *{event.job_id for event in events}])
-    return Controlled("running", retried, events)
+    return Controlled(JobState.RUNNING, retried, events)
 
 
 async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reason: str) -> list[Event]:
-    """Cancel the active jobs matching `which` and skip their unfinished steps, with one statement each.
+    """Cancel the unfinished jobs matching `which` and stage a `job.cancelled.v1` for each.
 
     The caller notifies listeners of the jobs (and batch) it changed.
     """
-    result = await session.execute(
-        update(Job)
-        .where(which, Job.state.in_(ACTIVE_JOB_STATES))
-        .values(
-            state=CANCELLED,
-            finished_at=func.now(),
-            updated_at=func.now(),
-            error_code=CANCELLED,
-            error_message=reason,
-        )
-        .returning(Job.id, Job.tenant_id, Job.correlation_id)
-    )
-    cancelled = result.all()
-    if not cancelled:
-        return []
-    ids = [job_id for job_id, _, _ in cancelled]
-    await session.execute(
-        update(Step)
-        .where(Step.job_id.in_(ids), Step.state.in_(ACTIVE_STEP_STATES))
-        .values(state="skipped", finished_at=func.now(), error_code=CANCELLED, error_message=reason)
-    )
+    cancelled = await lifecycle.cancel_jobs(session, which, reason=reason)
     events: list[Event] = [
         JobCancelled(job_id=job_id, tenant_id=tenant, correlation_id=correlation_id, producer="gateway", reason=reason)
         for job_id, tenant, correlation_id in cancelled

@@ -1,28 +1,26 @@
 """Reopening failed work: steps go back to pending so a retry or a replayed command is applied again."""
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_contracts import (
     Event,
+    JobState,
     Lane,
     ObjectRef,
     Pipeline,
     SourceRequested,
     StepRequested,
-    descendants,
+    StepState,
     plan,
     resume_at,
     service_for,
 )
-from pixtools_db import Batch, Job, Output, Step
+from pixtools_db import Job, Output, Step, lifecycle
 from pixtools_gateway.adapters.notifications import notify_changed
-
-REOPENABLE = ("failed", "skipped")
 
 
 async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: set[str]) -> bool:
@@ -32,12 +30,12 @@ async def reopen_steps(session: AsyncSession, *, job_id: uuid.UUID, step_ids: se
     these steps failed or was skipped (a later retry already ran them): there is nothing to run again.
     """
     job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None or job.state == "cancelled":
+    if job is None or job.state == JobState.CANCELLED:
         return False
     steps = await _steps(session, job_id)
-    if not _reopen(job, steps, step_ids):
+    if not lifecycle.reopen_steps(job, steps, step_ids, at=datetime.now(UTC)):
         return False
-    await reopen_batch(session, job)
+    await _reopen_batch(session, job)
     await notify_changed(session, [job_id])
     return True
 
@@ -49,11 +47,11 @@ async def reopen_source(session: AsyncSession, *, job_id: uuid.UUID) -> bool:
     replayed fetch would only run its steps twice).
     """
     job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None or job.state == "cancelled" or job.input_key is not None:
+    if job is None or job.state == JobState.CANCELLED or job.input_key is not None:
         return False
-    if job.state == "failed":
-        await _await_source(session, job)
-        await reopen_batch(session, job)
+    if job.state == JobState.FAILED:
+        lifecycle.await_source(job, await _steps(session, job.id), at=datetime.now(UTC))
+        await _reopen_batch(session, job)
         await notify_changed(session, [job_id])
     return True
 
@@ -75,10 +73,10 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
     }
     if job.input_key is None:
         assert job.source_url is not None
-        await _await_source(session, job)
+        lifecycle.await_source(job, await _steps(session, job.id), at=datetime.now(UTC))
         return [SourceRequested(**envelope, url=job.source_url, pipeline=pipeline, remaining=slip, lane=lane)]
     steps = await _steps(session, job.id)
-    failed = [step for step in steps if step.state == "failed"]
+    failed = [step for step in steps if step.state == StepState.FAILED]
     if not failed:
         return []
     images = await _step_images(session, job.id)
@@ -99,49 +97,13 @@ async def retry_requests(session: AsyncSession, job: Job) -> list[Event]:
                 lane=lane,
             )
         )
-    _reopen(job, steps, {step.step_id for step in failed})
+    lifecycle.reopen_steps(job, steps, {step.step_id for step in failed}, at=datetime.now(UTC))
     return requests
 
 
-async def _await_source(session: AsyncSession, job: Job) -> None:
-    """Every step back to pending and the job back to accepted, as when it was submitted."""
-    steps = await _steps(session, job.id)
-    _reopen(job, steps, {step.step_id for step in steps})
-    job.state = "accepted"
-    job.finished_at = None
-    job.error_code = job.error_message = None
-
-
-def _reopen(job: Job, steps: Sequence[Step], step_ids: set[str]) -> bool:
-    """Reset the failed or skipped steps among these and their descendants; False, changing nothing, if none."""
-    parents = {step.step_id: step.parent_id for step in steps}
-    targets = set(step_ids)
-    for step_id in step_ids:
-        targets |= descendants(parents, step_id)
-    reopened = [step for step in steps if step.step_id in targets and step.state in REOPENABLE]
-    if not reopened:
-        return False
-    for step in reopened:
-        step.state = "pending"
-        step.started_at = step.finished_at = None
-        step.error_code = step.error_message = None
-        step.result = None
-    job.state = "running"
-    job.finished_at = None
-    job.error_code = job.error_message = None
-    job.updated_at = datetime.now(UTC)
-    return True
-
-
-async def reopen_batch(session: AsyncSession, job: Job) -> None:
-    """A batch whose child runs again is no longer finished; it settles (and notifies) again later."""
-    if job.batch_id is None:
-        return
-    await session.execute(
-        update(Batch)
-        .where(Batch.id == job.batch_id, Batch.cancelled_at.is_(None))
-        .values(state="running", finished_at=None, updated_at=func.now())
-    )
+async def _reopen_batch(session: AsyncSession, job: Job) -> None:
+    if job.batch_id is not None:
+        await lifecycle.reopen_batch(session, job.batch_id)
 
 
 async def _steps(session: AsyncSession, job_id: uuid.UUID) -> list[Step]:

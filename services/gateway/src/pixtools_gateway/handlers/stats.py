@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pixtools_contracts import OPERATIONS
+from pixtools_contracts import OPERATIONS, JobState, StepState
 from pixtools_db import Job, Outbox, Step
 from pixtools_gateway.adapters.admin_broker import QueueDepth
 from pixtools_gateway.adapters.rabbit_management import QueueFigures
@@ -18,10 +18,7 @@ from pixtools_gateway.admin_views import (
     QueueStatsView,
     StageStatsView,
 )
-from pixtools_gateway.views import JobState
 from pixtools_platform.broker import Topology
-
-JOB_STATES: tuple[JobState, ...] = ("accepted", "running", "succeeded", "partially_failed", "failed", "cancelled")
 
 ReadFigures = Callable[[Sequence[str]], Awaitable[dict[str, QueueFigures]]]
 ReadDepths = Callable[[Sequence[str]], Awaitable[dict[str, QueueDepth]]]
@@ -76,14 +73,14 @@ async def queues_from_amqp(topology: Topology, read: ReadDepths) -> list[QueueSt
 
 async def stage_stats(connection: AsyncConnection, *, minutes: int) -> list[StageStatsView]:
     """Per operation over the last `minutes`: finished steps and percentiles of succeeded steps' durations."""
-    succeeded = Step.state == "succeeded"
+    succeeded = Step.state == StepState.SUCCEEDED
     duration_ms = func.extract("epoch", Step.finished_at - Step.started_at) * 1000
     timed = succeeded & Step.started_at.is_not(None)
     query = (
         select(
             Step.op,
             func.count().filter(succeeded),
-            func.count().filter(Step.state == "failed"),
+            func.count().filter(Step.state == StepState.FAILED),
             func.percentile_cont(0.5).within_group(duration_ms).filter(timed),
             func.percentile_cont(0.95).within_group(duration_ms).filter(timed),
         )
@@ -112,7 +109,7 @@ async def stage_stats(connection: AsyncConnection, *, minutes: int) -> list[Stag
 async def job_counts(connection: AsyncConnection) -> dict[str, int]:
     """Jobs by state, every state present."""
     rows = (await connection.execute(select(Job.state, func.count()).group_by(Job.state))).all()
-    counts: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(JobState, 0)
     counts.update({state: count for state, count in rows})
     return counts
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import (
     Event,
+    JobState,
     JobSubmitted,
     Lane,
     ObjectRef,
@@ -153,7 +154,7 @@ def stage_job(
     job = Job(
         id=job_id,
         tenant_id=submission.tenant_id,
-        state="accepted",
+        state=JobState.ACCEPTED,
         pipeline=submission.pipeline.model_dump(mode="json"),
         step_count=len(steps),
         leaf_count=sum(step.is_leaf for step in steps),
