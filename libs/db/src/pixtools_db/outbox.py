@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
+from pixtools_db.commits import defer, on_commit
 from pixtools_db.schema import Outbox
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,14 @@ class OutboxEvent(Protocol):
     def model_dump_json(self) -> str: ...
 
 
+OUTBOX_TOPIC = "outbox"
+"""The commit-hook topic of staged events: a relay watching the session factory publishes them on commit."""
+
+
 def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
-    """Stage events in the caller's transaction; they are published only if it commits."""
+    """Stage events in the caller's transaction; they are published only if it commits, at once if a relay watches."""
+    events = list(events)
+    defer(session, OUTBOX_TOPIC, events)
     for event in events:
         session.add(
             Outbox(
@@ -72,7 +79,8 @@ _MARK_PUBLISHED = (
 class OutboxRelay:
     """Publishes committed events: at once after their commit, and by polling for anything that was missed.
 
-    The writer hands its just-committed events to `dispatch_soon`, which publishes them with confirms and marks
+    While the relay runs, every commit of a session from its factory that staged events hands them to
+    `dispatch_soon` (a commit hook, so no writer has to remember it), which publishes them with confirms and marks
     their rows; that is one UPDATE instead of a claiming transaction per commit. The polling loop only claims rows
     older than `grace_s` that this process is not publishing itself, with FOR UPDATE SKIP LOCKED so replicas share
     the work; it covers a process that died between its commit and its publish. Should both paths still publish
@@ -103,13 +111,15 @@ class OutboxRelay:
 
     def dispatch_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Publish events whose transaction has just committed, without waiting for the polling loop."""
+        # An earlier hand-over of the same commit may already be publishing some of them.
+        events = [event for event in events if event.event_id not in self._in_flight]
         if events:
-            task = asyncio.create_task(self._dispatch(list(events)))
+            self._in_flight |= {event.event_id for event in events}
+            task = asyncio.create_task(self._dispatch(events))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
 
     async def _dispatch(self, events: list[OutboxEvent]) -> None:
-        self._in_flight |= {event.event_id for event in events}
         results = await asyncio.gather(*(self._publish_event(event) for event in events), return_exceptions=True)
         for event, result in zip(events, results, strict=True):
             if result is None:
@@ -148,12 +158,14 @@ class OutboxRelay:
         )
 
     def start(self) -> None:
-        """Run the relay loop in the background."""
+        """Publish staged events as their transactions commit, and run the sweep in the background."""
+        on_commit(self._sessions, OUTBOX_TOPIC, self.dispatch_soon)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
         self._marker = asyncio.create_task(self._mark_loop(), name="outbox-marker")
 
     async def stop(self) -> None:
         """Finish immediate publishes, stop after the batch in hand; unpublished rows stay for the next relay."""
+        on_commit(self._sessions, OUTBOX_TOPIC, None)
         if self._dispatching:
             await asyncio.gather(*self._dispatching, return_exceptions=True)
         if self._marker is not None:

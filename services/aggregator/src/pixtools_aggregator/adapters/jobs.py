@@ -11,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import JOB_UNFINISHED, Event
 from pixtools_db import Batch, Inbox, Job, Output, Step, WebhookDelivery, lifecycle
+from pixtools_db.commits import defer
 from pixtools_db.outbox import add_events
 
 CONSUMER = "aggregator"
 JOBS_CHANNEL = "pixtools_jobs"
 """The Postgres NOTIFY channel the gateway's event stream listens on; the payload is the job id."""
+WEBHOOKS_TOPIC = "webhooks"
+"""The commit-hook topic of queued webhook deliveries: the dispatcher is woken when they commit."""
 BATCHES_CHANNEL = "pixtools_batches"
 """The NOTIFY channel of batch progress: a batch's job changed state, or the batch finished; the payload is its id."""
 
@@ -102,8 +105,9 @@ class SqlJobRepository:
         add_events(self._session, [event])
 
     def add_webhook(self, delivery: WebhookDelivery) -> None:
-        """Queue a webhook delivery with the transaction."""
+        """Queue a webhook delivery with the transaction; the dispatcher hears of it when it commits."""
         self._session.add(delivery)
+        defer(self._session, WEBHOOKS_TOPIC, [delivery])
 
     async def notify(self, job_id: uuid.UUID) -> None:
         """NOTIFY the jobs channel; Postgres delivers it only if the transaction commits."""

@@ -1,0 +1,107 @@
+"""Publishing on commit: a staged event reaches the broker as its transaction commits, never the sweep's job."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aio_pika
+import pytest
+import pytest_asyncio
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixtools_contracts import JobCancelled
+from pixtools_db import Outbox, create_engine, session_factory
+from pixtools_db.outbox import OutboxRelay, add_events
+from pixtools_platform.broker import Publisher, Topology
+
+pytestmark = pytest.mark.integration
+
+SWEEP_AFTER_S = 600
+"""The sweep's grace period in these tests: anything published within seconds was published by the commit."""
+
+
+@dataclass
+class Relayed:
+    sessions: async_sessionmaker[AsyncSession]
+    relay: OutboxRelay
+    heard: AbstractQueue
+
+
+@pytest_asyncio.fixture
+async def relayed(infra, database_url, namespace) -> AsyncIterator[Relayed]:
+    engine = create_engine(database_url, pool_size=2)
+    sessions = session_factory(engine)
+    connection: AbstractRobustConnection = await aio_pika.connect_robust(infra.amqp_url)
+    topology = Topology(namespace)
+    publisher = await Publisher.open(connection, topology)
+    channel = await connection.channel()
+    heard = await channel.declare_queue(exclusive=True)
+    await heard.bind(topology.events, "job.cancelled.v1")
+    relay = OutboxRelay(sessions, publisher, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
+    relay.start()
+    try:
+        yield Relayed(sessions, relay, heard)
+    finally:
+        await relay.stop()
+        await connection.close()
+        await engine.dispose()
+
+
+def _cancelled() -> JobCancelled:
+    return JobCancelled(
+        job_id=uuid.uuid4(), tenant_id=uuid.uuid4(), correlation_id="c", producer="test", reason="testing"
+    )
+
+
+async def _next_message_id(queue: AbstractQueue, timeout_s: float) -> str | None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            return message.message_id
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def _published_at(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> object:
+    async with sessions() as session:
+        return await session.scalar(select(Outbox.published_at).where(Outbox.event_id == event_id))
+
+
+async def test_a_committed_event_is_published_at_once_and_its_row_marked(relayed: Relayed) -> None:
+    event = _cancelled()
+    async with relayed.sessions.begin() as session:
+        add_events(session, [event])
+    assert await _next_message_id(relayed.heard, timeout_s=5) == str(event.event_id)
+    for _ in range(100):
+        if await _published_at(relayed.sessions, event.event_id) is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert await _published_at(relayed.sessions, event.event_id) is not None
+    assert await _next_message_id(relayed.heard, timeout_s=0.5) is None, "published twice"
+
+
+async def test_a_rolled_back_event_is_never_published(relayed: Relayed) -> None:
+    event = _cancelled()
+    with pytest.raises(RuntimeError):
+        async with relayed.sessions.begin() as session:
+            add_events(session, [event])
+            await session.flush()
+            raise RuntimeError("the writer failed after staging")
+    assert await _next_message_id(relayed.heard, timeout_s=1) is None
+    kept = _cancelled()
+    async with relayed.sessions.begin() as session:
+        add_events(session, [kept])
+    assert await _next_message_id(relayed.heard, timeout_s=5) == str(kept.event_id)
+
+
+async def test_a_stopped_relay_leaves_new_commits_to_the_next_relay(relayed: Relayed) -> None:
+    await relayed.relay.stop()
+    event = _cancelled()
+    async with relayed.sessions.begin() as session:
+        add_events(session, [event])
+    assert await _next_message_id(relayed.heard, timeout_s=1) is None
+    assert await _published_at(relayed.sessions, event.event_id) is None
