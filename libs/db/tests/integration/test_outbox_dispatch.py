@@ -85,17 +85,20 @@ async def test_a_committed_event_is_published_at_once_and_its_row_marked(relayed
 
 
 async def test_a_rolled_back_event_is_never_published(relayed: Relayed) -> None:
-    event = _cancelled()
     with pytest.raises(RuntimeError):
-        async with relayed.sessions.begin() as session:
-            add_events(session, [event])
-            await session.flush()
-            raise RuntimeError("the writer failed after staging")
+        await _stage_then_fail(relayed.sessions)
     assert await _next_message_id(relayed.heard, timeout_s=1) is None
     kept = _cancelled()
     async with relayed.sessions.begin() as session:
         add_events(session, [kept])
     assert await _next_message_id(relayed.heard, timeout_s=5) == str(kept.event_id)
+
+
+async def _stage_then_fail(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        add_events(session, [_cancelled()])
+        await session.flush()
+        raise RuntimeError("the writer failed after staging")
 
 
 async def test_a_stopped_relay_leaves_new_commits_to_the_next_relay(relayed: Relayed) -> None:
