@@ -1,6 +1,10 @@
 """Publishing on commit: a staged event reaches the broker as its transaction commits, never the sweep's job."""
 
 import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -66,6 +70,14 @@ async def _next_message_id(queue: AbstractQueue, timeout_s: float) -> str | None
     return None
 
 
+async def _hears(queue: AbstractQueue, message_id: str, timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+        if await _next_message_id(queue, remaining) == message_id:
+            return True
+    return False
+
+
 async def _published_at(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> object:
     async with sessions() as session:
         return await session.scalar(select(Outbox.published_at).where(Outbox.event_id == event_id))
@@ -108,3 +120,60 @@ async def test_a_stopped_relay_leaves_new_commits_to_the_next_relay(relayed: Rel
         add_events(session, [event])
     assert await _next_message_id(relayed.heard, timeout_s=1) is None
     assert await _published_at(relayed.sessions, event.event_id) is None
+
+
+# A writer process whose relay is killed the instant a commit hands it the staged event, before the publish.
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys, uuid
+    from pixtools_contracts import JobCancelled
+    from pixtools_db import create_engine, session_factory
+    from pixtools_db.outbox import OutboxRelay, add_events
+
+    class DiesOnPublish:
+        async def publish_json(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main():
+        sessions = session_factory(create_engine(sys.argv[1], pool_size=1))
+        OutboxRelay(sessions, DiesOnPublish(), poll_s=600, grace_s=600).start()
+        event = JobCancelled(
+            event_id=uuid.UUID(sys.argv[2]), job_id=uuid.uuid4(), tenant_id=uuid.uuid4(),
+            correlation_id="c", producer="test", reason="testing",
+        )
+        async with sessions.begin() as session:
+            add_events(session, [event])
+        await asyncio.sleep(30)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_writer_killed_between_commit_and_publish_loses_no_event(infra, database_url, namespace) -> None:
+    event_id = uuid.uuid4()
+    child = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", _KILLED_WRITER, database_url, str(event_id)], timeout=60, check=False
+    )
+    assert child.returncode == -signal.SIGKILL
+    engine = create_engine(database_url, pool_size=2)
+    sessions = session_factory(engine)
+    assert await _published_at(sessions, event_id) is None, "the kill came before the publish"
+    connection = await aio_pika.connect_robust(infra.amqp_url)
+    try:
+        topology = Topology(namespace)
+        publisher = await Publisher.open(connection, topology)
+        heard = await (await connection.channel()).declare_queue(exclusive=True)
+        await heard.bind(topology.events, "job.cancelled.v1")
+        # The next relay to run (another replica, or the restarted process) sweeps the committed row.
+        relay = OutboxRelay(sessions, publisher, poll_s=0.1, grace_s=0.1)
+        relay.start()
+        try:
+            # Rows other tests left unpublished in this database may come first.
+            assert await _hears(heard, str(event_id), timeout_s=10)
+        finally:
+            await relay.stop()
+        assert await _published_at(sessions, event_id) is not None
+    finally:
+        await connection.close()
+        await engine.dispose()
