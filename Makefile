@@ -1,22 +1,27 @@
 # PixTools: `make demo` runs the example pipeline end to end; `make test` runs lint, types and every test.
+# `make unit`, `make integration` and `make e2e` run one ring of tests; `make format` rewrites the code in the house style.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # CPU machines take the configured CPU wheel of this exact version; GPU machines may override TORCH_SPEC.
 TORCH_SPEC ?= torch==2.13.0
-PACKAGES := libs/contracts libs/platform libs/imaging libs/db libs/testkit services/gateway services/ingest services/aggregator tools/devstack
-OPTIONAL_PACKAGES := $(wildcard services/denoise/pyproject.toml services/detect/pyproject.toml)
+# The one list of packages: every folder with a pyproject.toml two levels down (libs/*, services/*, tools/*, ...).
+# A checkout without some of them (e.g. denoise and detect) installs and checks the others.
+PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard */*/pyproject.toml))
+# Each package's import package is the folder under its src/ (pixtools_<name>).
+MODULES := $(notdir $(patsubst %/__init__.py,%,$(wildcard $(addsuffix /src/*/__init__.py,$(PACKAGES)))))
+space := $() $()
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo run test lint typecheck unit schemas bench-pipeline clean
+.PHONY: install demo run test lint format typecheck unit integration e2e schemas bench-pipeline clean
 
-$(INSTALLED): $(addsuffix /pyproject.toml,$(PACKAGES)) $(OPTIONAL_PACKAGES) requirements/dev.txt
+$(INSTALLED): $(addsuffix /pyproject.toml,$(PACKAGES)) requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(PACKAGES)) $(addprefix -e ,$(dir $(OPTIONAL_PACKAGES))) -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(PACKAGES)) -r requirements/dev.txt
 	touch $@
 
 install: $(INSTALLED)
@@ -30,18 +35,27 @@ run: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
-MYPY_PACKAGES := pixtools_contracts pixtools_platform pixtools_imaging pixtools_db pixtools_testkit pixtools_gateway pixtools_ingest \
-	pixtools_aggregator pixtools_devstack $(patsubst services/%/pyproject.toml,pixtools_%,$(OPTIONAL_PACKAGES))
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
+# mypy_path accepts no globs, so the search path comes from PACKAGES too.
 typecheck: $(INSTALLED)
-	$(BIN)/mypy $(addprefix -p ,$(MYPY_PACKAGES))
+	MYPYPATH=$(subst $(space),:,$(addsuffix /src,$(PACKAGES))) $(BIN)/mypy $(addprefix -p ,$(MODULES))
 
 test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: $(INSTALLED)
 	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+integration: $(INSTALLED)
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+e2e: $(INSTALLED)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 schemas: $(INSTALLED)
 	$(BIN)/pixtools-contracts write
