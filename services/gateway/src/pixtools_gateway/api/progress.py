@@ -9,7 +9,7 @@ from typing import Any
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import step_view
-from pixtools_gateway.views import TERMINAL_STATES
+from pixtools_gateway.responses import TERMINAL_STATES
 
 POLL_S = 1.0  # fallback when a notification is missed or the listener is down
 

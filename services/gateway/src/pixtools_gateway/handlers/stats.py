@@ -10,7 +10,7 @@ from pixtools_contracts import OPERATIONS
 from pixtools_db import Job, Outbox, Step
 from pixtools_gateway.adapters.admin_broker import QueueDepth
 from pixtools_gateway.adapters.rabbit_management import QueueFigures
-from pixtools_gateway.admin_views import (
+from pixtools_gateway.admin_models import (
     CONSUMER_QUEUES,
     ConsumerQueue,
     OutboxStatsView,
@@ -18,7 +18,7 @@ from pixtools_gateway.admin_views import (
     QueueStatsView,
     StageStatsView,
 )
-from pixtools_gateway.views import JobState
+from pixtools_gateway.responses import JobState
 from pixtools_platform.broker import Topology
 
 JOB_STATES: tuple[JobState, ...] = ("accepted", "running", "succeeded", "partially_failed", "failed", "cancelled")
