@@ -94,9 +94,10 @@ def validated(model: type[Body], data: object) -> Body:
         return model.model_validate(data)
     except ValidationError as error:
         errors = error.errors()
-        field, *rest = errors[0]["loc"]
-        if rest and isinstance(rest[0], int):
-            inside = [{**item, "loc": item["loc"][1:]} for item in errors if item["loc"][0] == field]
+        location = errors[0]["loc"]  # empty for a check of the whole body
+        if len(location) > 1 and isinstance(location[1], int):
+            field = location[0]
+            inside = [{**item, "loc": item["loc"][1:]} for item in errors if item["loc"][:1] == (field,)]
             raise invalid_items(inside, lambda index: [field, index]) from error
         raise InvalidRequest(describe(errors[0])) from error
 
