@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from pixtools_gateway.views import TERMINAL_STATES
+from pixtools_gateway.responses import TERMINAL_STATES
 
 from .test_pipeline_end_to_end import photo
 

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from pixtools_gateway.views import TERMINAL_STATES
+from pixtools_gateway.responses import TERMINAL_STATES
 
 from .conftest import read_sse
 from .test_pipeline_end_to_end import verify_signature, wait_terminal

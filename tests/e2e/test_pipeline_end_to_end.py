@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from pixtools_devstack.demo import EXAMPLE_PIPELINE
-from pixtools_gateway.views import TERMINAL_STATES
+from pixtools_gateway.responses import TERMINAL_STATES
 
 from .conftest import pipeline_json, read_sse
 

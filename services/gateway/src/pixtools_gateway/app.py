@@ -3,13 +3,10 @@
 import contextlib
 import gc
 from collections.abc import AsyncIterator
-from time import perf_counter
 
 import uvicorn
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
@@ -18,44 +15,12 @@ from pixtools_gateway.api import admin, batches, docs, health, jobs, webhooks
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
+from pixtools_gateway.middleware import RequestTimer
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.blobstore import open_blob_store
 from pixtools_platform.broker import Publisher, Topology, connect
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.telemetry import configure_tracing
-
-REQUEST_SECONDS = Histogram(
-    "pixtools_http_request_seconds",
-    "HTTP request latency.",
-    ["method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
-
-
-class RequestTimer:
-    """Pure ASGI middleware recording request latency by route template (cheaper than BaseHTTPMiddleware)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUEST_SECONDS.labels(scope["method"], route, status).observe(perf_counter() - started)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:

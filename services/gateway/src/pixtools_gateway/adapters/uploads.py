@@ -1,12 +1,15 @@
-"""Uploads: a byte cap enforced while the body streams, and image probing from the bytes themselves."""
+"""Request bodies: a byte cap enforced while the body streams, JSON objects read under it, and image probing."""
 
 import io
+import json
 import warnings
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+from starlette.requests import Request
 from starlette.types import Message, Receive
 
-from pixtools_gateway.errors import InvalidImage, UnsupportedMedia, UploadTooLarge
+from pixtools_gateway.errors import InvalidImage, InvalidRequest, UnsupportedMedia, UploadTooLarge
 from pixtools_gateway.handlers.submit import Upload
 
 # Formats Pillow identifies from their magic bytes, and the MIME type we record for each.
@@ -35,6 +38,20 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
         return message
 
     return wrapped
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, refusing bodies over `limit` bytes while they stream."""
+    limited = Request(request.scope, limited_receive(request.receive, limit))
+    try:
+        body = json.loads(await limited.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidRequest(f"the body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise InvalidRequest("the body is nested too deeply") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
 
 
 def probe_upload(data: bytes, *, max_pixels: int) -> Upload:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from pixtools_gateway.adapters.admin_broker import AdminBroker
 from pixtools_gateway.adapters.rabbit_management import RabbitManagement, vhost_of
-from pixtools_gateway.admin_views import (
+from pixtools_gateway.admin_models import (
     CONSUMER_QUEUES,
     ConsumerQueue,
     DeadLetterList,

@@ -5,25 +5,26 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
-from starlette.datastructures import UploadFile
 
-from pixtools_contracts import Pipeline, PipelineTooLarge, check_limits
-from pixtools_gateway.adapters.uploads import limited_receive, probe_upload
+from pixtools_contracts import JobState
+from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, read_json_object
 from pixtools_gateway.api.deps import Resources, Session, Shared, TenantId
 from pixtools_gateway.api.progress import job_progress
-from pixtools_gateway.errors import InvalidPipeline, InvalidRequest, NotFound, UnsupportedMedia, UploadTooLarge
+from pixtools_gateway.body_validation import form_fields, request_body, validated
+from pixtools_gateway.errors import NotFound, UnsupportedMedia, UploadTooLarge
 from pixtools_gateway.handlers.control import Controlled, cancel_job, retry_job
 from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, Upload, submit_job
-from pixtools_gateway.source_urls import check_source_url
-from pixtools_gateway.views import JobAccepted, JobControlled, JobPage, JobState, JobView
+from pixtools_gateway.pipelines import parse_pipeline
+from pixtools_gateway.request_bodies import JobFromUrl, JobUpload
+from pixtools_gateway.responses import JobAccepted, JobControlled, JobPage, JobView
+from pixtools_gateway.settings import GatewaySettings
 from pixtools_gateway.webhook_targets import check_webhook_url
 from pixtools_platform.blobstore import BlobNotFound
 from pixtools_platform.logs import log_context
@@ -32,35 +33,6 @@ from pixtools_platform.telemetry import current_trace_context
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger(__name__)
 
-_SUBMIT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "pipeline"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "The image."},
-                        "pipeline": {"type": "string", "description": "The pipeline as JSON."},
-                        "webhook_url": {"type": "string", "description": "Called when the job is terminal."},
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["source_url", "pipeline"],
-                    "properties": {
-                        "source_url": {"type": "string", "description": "http(s) URL ingest fetches the image from."},
-                        "pipeline": {"type": "array", "description": "The pipeline."},
-                        "webhook_url": {"type": "string", "description": "Called when the job is terminal."},
-                    },
-                }
-            },
-        },
-    }
-}
 _FORM_ALLOWANCE = 256 * 1024  # multipart framing and the small text fields around the file
 _JSON_BODY_LIMIT = 256 * 1024
 
@@ -70,7 +42,7 @@ _JSON_BODY_LIMIT = 256 * 1024
     status_code=202,
     response_model=JobAccepted,
     summary="Submit an image, or an image URL, and a pipeline",
-    openapi_extra=_SUBMIT_BODY,
+    openapi_extra=request_body(multipart=JobUpload, json=JobFromUrl),
 )
 async def submit(
     request: Request,
@@ -79,26 +51,21 @@ async def submit(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     """Accept a job: 202 only once the job and its outbox rows are committed."""
-    settings = shared.settings
     content_type = request.headers.get("content-type", "")
+    upload: Upload | None = None
+    body: JobUpload | JobFromUrl
     if content_type.startswith("multipart/form-data"):
-        upload, pipeline_value, webhook_url = await _read_upload_form(request, shared)
-        source_url = None
+        upload, body = await _read_upload(request, shared.settings)
     elif content_type.startswith("application/json"):
-        body = await read_json_object(request, _JSON_BODY_LIMIT)
-        upload, source_url = None, check_source_url(body.get("source_url"))
-        pipeline_value, webhook_url = body.get("pipeline"), body.get("webhook_url")
-        if pipeline_value is None:
-            raise InvalidRequest("the 'pipeline' field is missing")
+        body = validated(JobFromUrl, await read_json_object(request, _JSON_BODY_LIMIT))
     else:
         raise UnsupportedMedia(
             "send multipart/form-data with 'file' and 'pipeline', or JSON with 'source_url' and 'pipeline'"
         )
-    if webhook_url is not None and not isinstance(webhook_url, str):
-        raise InvalidRequest("'webhook_url' must be text")
-    pipeline = parse_pipeline(pipeline_value)
-    if webhook_url:
-        await check_webhook_url(webhook_url, settings.webhook_allow_cidrs)
+    source_url = body.source_url if isinstance(body, JobFromUrl) else None
+    pipeline = parse_pipeline(body.pipeline)
+    if body.webhook_url:
+        await check_webhook_url(body.webhook_url, shared.settings.webhook_allow_cidrs)
     submitted = await submit_job(
         shared.sessions,
         shared.blobs,
@@ -107,7 +74,7 @@ async def submit(
             upload=upload,
             source_url=source_url,
             pipeline=pipeline,
-            webhook_url=webhook_url or None,
+            webhook_url=body.webhook_url or None,
             idempotency_key=idempotency_key,
             correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
             traceparent=current_trace_context().get("traceparent"),
@@ -127,55 +94,15 @@ async def submit(
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.status_url})
 
 
-async def _read_upload_form(request: Request, shared: Resources) -> tuple[Upload, object, object]:
-    """The probed upload, the pipeline text and the webhook URL of a multipart submission."""
-    settings = shared.settings
+async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upload, JobUpload]:
+    """The probed image and the fields of a multipart submission, read under the upload cap."""
     limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes + _FORM_ALLOWANCE))
     async with limited.form(max_files=1, max_fields=8) as form:
-        upload, pipeline_text, webhook_url = form.get("file"), form.get("pipeline"), form.get("webhook_url")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest("the 'file' field is missing")
-        if not isinstance(pipeline_text, str):
-            raise InvalidRequest("the 'pipeline' field is missing")
-        data = await upload.read(settings.max_upload_bytes + 1)
+        body = validated(JobUpload, form_fields(form, JobUpload))
+        data = await body.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise UploadTooLarge(f"the file exceeds {settings.max_upload_bytes} bytes")
-    return probe_upload(data, max_pixels=settings.max_pixels), pipeline_text, webhook_url
-
-
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object, refusing bodies over `limit` bytes while they stream."""
-    limited = Request(request.scope, limited_receive(request.receive, limit))
-    try:
-        body = json.loads(await limited.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidRequest(f"the body is not valid JSON: {error}") from error
-    except RecursionError as error:
-        raise InvalidRequest("the body is nested too deeply") from error
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object")
-    return body
-
-
-def parse_pipeline(value: object) -> Pipeline:
-    """Validate a pipeline (JSON text, or already parsed), reporting every problem with its location."""
-    raw: Any = value
-    if isinstance(value, str):
-        try:
-            raw = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise InvalidPipeline(f"the pipeline is not valid JSON: {error}") from error
-        except RecursionError as error:
-            raise InvalidPipeline("the pipeline is nested too deeply") from error
-    try:
-        pipeline = Pipeline.model_validate(raw)
-        check_limits(pipeline)
-    except ValidationError as error:
-        problems = [{"loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
-        raise InvalidPipeline("the pipeline does not validate", errors=problems) from error
-    except PipelineTooLarge as error:
-        raise InvalidPipeline(str(error)) from error
-    return pipeline
+    return probe_upload(data, max_pixels=settings.max_pixels), body
 
 
 @router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job")

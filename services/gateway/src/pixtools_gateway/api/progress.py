@@ -6,10 +6,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pixtools_contracts import JOB_TERMINAL
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import step_view
-from pixtools_gateway.views import TERMINAL_STATES
 
 POLL_S = 1.0  # fallback when a notification is missed or the listener is down
 
@@ -35,7 +35,7 @@ async def job_progress(
             if job.state != sent_state:
                 sent_state = job.state
                 yield "job", {"job_id": str(job.id), "state": job.state, "finished_at": job.finished_at}
-            if job.state in TERMINAL_STATES:
+            if job.state in JOB_TERMINAL:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=POLL_S)

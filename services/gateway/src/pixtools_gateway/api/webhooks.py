@@ -8,7 +8,7 @@ from sqlalchemy import select
 from pixtools_db import Tenant
 from pixtools_gateway.api.deps import Session, Shared, TenantId
 from pixtools_gateway.handlers.tenants import rotate_webhook_secret
-from pixtools_gateway.views import WebhookSecret
+from pixtools_gateway.responses import WebhookSecret
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

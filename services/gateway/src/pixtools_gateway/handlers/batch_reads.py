@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixtools_contracts import JOB_TERMINAL, BatchTotals, StepState
 from pixtools_db import Batch, Job, Output, Step
 from pixtools_gateway.errors import NotFound
-from pixtools_gateway.views import (
+from pixtools_gateway.responses import (
     BatchItemView,
     BatchOutput,
     BatchProgress,

@@ -15,7 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, DeliveryMode, FieldValue
 
 from pixtools_contracts import Event, StepRequested, parse_event
-from pixtools_gateway.admin_views import ConsumerQueue, DeadLetterView
+from pixtools_gateway.admin_models import ConsumerQueue, DeadLetterView
 
 PREVIOUS_DEATHS = "x-previous-deaths"
 """Deaths before the last replay; the consumer keeps it because it does not start with 'x-death'."""

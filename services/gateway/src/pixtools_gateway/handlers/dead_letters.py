@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixtools_contracts import Event, SourceRequested, StepRequested
 from pixtools_db.outbox import add_events
 from pixtools_gateway.adapters.admin_broker import AdminBroker
-from pixtools_gateway.admin_views import (
+from pixtools_gateway.admin_models import (
     CONSUMER_QUEUES,
     ConsumerQueue,
     DeadLetterList,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pixtools_db import Job, Output
 from pixtools_gateway.errors import InvalidRequest, NotFound
 from pixtools_gateway.handlers.job_query import fetch_job
-from pixtools_gateway.views import ErrorView, InputView, JobSummary, JobView, OutputView, StepView
+from pixtools_gateway.responses import ErrorView, InputView, JobSummary, JobView, OutputView, StepView
 
 OutputUrl = Callable[[uuid.UUID, Mapping[str, Any]], Awaitable[str]]
 

@@ -10,7 +10,7 @@ from pixtools_contracts import OPERATIONS, JobState, StepState
 from pixtools_db import Job, Outbox, Step
 from pixtools_gateway.adapters.admin_broker import QueueDepth
 from pixtools_gateway.adapters.rabbit_management import QueueFigures
-from pixtools_gateway.admin_views import (
+from pixtools_gateway.admin_models import (
     CONSUMER_QUEUES,
     ConsumerQueue,
     OutboxStatsView,

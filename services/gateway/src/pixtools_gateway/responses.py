@@ -6,10 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, JsonValue
 
-from pixtools_contracts import BatchTotals
-
-JobState = Literal["accepted", "running", "succeeded", "partially_failed", "failed", "cancelled"]
-TERMINAL_STATES = frozenset({"succeeded", "partially_failed", "failed", "cancelled"})
+from pixtools_contracts import BatchTotals, JobState, StepState
 
 
 class JobAccepted(BaseModel):
@@ -34,7 +31,7 @@ class StepView(BaseModel):
     id: str = Field(description="Step id in the job tree.")
     op: str = Field(description="Operation.")
     params: dict[str, JsonValue] = Field(description="Validated parameters, defaults filled in.")
-    state: Literal["pending", "running", "succeeded", "failed", "skipped"] = Field(description="Step state.")
+    state: StepState = Field(description="Step state.")
     started_at: datetime | None = Field(description="When it started.")
     finished_at: datetime | None = Field(description="When it finished.")
     error: ErrorView | None = Field(description="Why it failed, if it did.")
