@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageDraw
 
+from pixtools_contracts import JOB_TERMINAL, JobState
 from pixtools_devstack.infra import InfraUnavailable
 from pixtools_devstack.stack import GATEWAY_URL, project_root, running_stack
 
@@ -28,7 +29,6 @@ EXAMPLE_PIPELINE = [
         ]
     },
 ]
-TERMINAL = {"succeeded", "partially_failed", "failed", "cancelled"}
 
 
 @dataclass
@@ -101,7 +101,7 @@ def run_demo(client: httpx.Client, images: list[tuple[str, bytes]], webhook_url:
             if job_id in rows:
                 continue
             job = client.get(f"/v1/jobs/{job_id}").json()
-            if job["state"] in TERMINAL:
+            if job["state"] in JOB_TERMINAL:
                 rows[job_id] = {
                     "job": job_id[:8],
                     "image": name,
@@ -146,7 +146,7 @@ def main() -> None:
             deadline = time.monotonic() + 30
             while inbox.received < len(rows) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            succeeded = sum(row["state"] == "succeeded" for row in rows)
+            succeeded = sum(row["state"] == JobState.SUCCEEDED for row in rows)
             print(
                 f"\n{succeeded}/{len(images)} jobs succeeded in {elapsed:.1f}s; "
                 f"webhooks received {inbox.received}, signatures verified {inbox.verified}"
