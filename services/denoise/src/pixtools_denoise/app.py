@@ -8,7 +8,7 @@ import torch
 from pixtools_denoise import subscribers
 from pixtools_denoise.errors import DenoiseError
 from pixtools_denoise.handlers import Dependencies
-from pixtools_denoise.inference import TorchDenoiser
+from pixtools_denoise.adapters.torch_model import TorchDenoiser
 from pixtools_denoise.runner import InferenceConfig
 from pixtools_denoise.settings import DenoiseSettings
 from pixtools_platform.blobstore import BlobStore
@@ -16,7 +16,7 @@ from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import CpuPool, StageWorker, Wiring
+from pixtools_platform.stage import CpuPool, StageWorker, Wiring
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pixtools_denoise.allocator import reuse_freed_memory
-from pixtools_denoise.download import RELEASE_URL, download_weights
+from pixtools_denoise.model_files import RELEASE_URL, download_weights
 from pixtools_denoise.errors import DenoiseError
-from pixtools_denoise.eval import evaluate, list_images
-from pixtools_denoise.inference import TorchDenoiser
+from pixtools_denoise.evaluation import evaluate, list_images
+from pixtools_denoise.adapters.torch_model import TorchDenoiser
 from pixtools_denoise.runner import InferenceConfig
-from pixtools_denoise.weights import MODELS_DIR_ENV, Weights, default_models_dir, load_weights
+from pixtools_denoise.model_files import MODELS_DIR_ENV, Weights, default_models_dir, load_weights
 
 
 def run() -> None:

@@ -4,7 +4,7 @@ import logging
 import sys
 
 from pixtools_detect import subscribers
-from pixtools_detect.detector import TorchDetector
+from pixtools_detect.adapters.torch_model import TorchDetector
 from pixtools_detect.errors import DetectError
 from pixtools_detect.handlers import Dependencies
 from pixtools_detect.settings import DetectSettings
@@ -13,7 +13,7 @@ from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import CpuPool, StageWorker, Wiring
+from pixtools_platform.stage import CpuPool, StageWorker, Wiring
 
 log = logging.getLogger(__name__)
 

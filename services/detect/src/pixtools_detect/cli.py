@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from pixtools_detect.detector import TorchDetector
+from pixtools_detect.adapters.torch_model import TorchDetector
 from pixtools_detect.errors import DetectError
 from pixtools_detect.evaluation import evaluate_mosaics
 from pixtools_detect.model_files import (

@@ -2,7 +2,7 @@
 
 from pixtools_denoise.handlers import PRODUCER, Dependencies, run_denoise
 from pixtools_platform.broker import Handler
-from pixtools_platform.worker import gave_up_hook, step_request_handlers
+from pixtools_platform.stage import gave_up_hook, step_request_handlers
 
 ROUTING_KEYS = ("step.requested.v1.denoise",)
 
