@@ -1,14 +1,15 @@
 """The broker adapter: what detect consumes and which handler takes it."""
 
+from pixtools_contracts import StepRequested
 from pixtools_detect.handlers import PRODUCER, Dependencies, run_detect
-from pixtools_platform.broker import Handler
-from pixtools_platform.stage import gave_up_hook, step_request_handlers
+from pixtools_platform.routing import route
+from pixtools_platform.stage import Stage, gave_up_hook
 
-ROUTING_KEYS = ("step.requested.v1.detect",)
+SERVICE = PRODUCER
 
 on_exhausted = gave_up_hook(PRODUCER)
 
 
-def handlers(deps: Dependencies) -> dict[str, Handler]:
-    """Map each consumed event type to its handler, bound to its dependencies."""
-    return step_request_handlers(lambda request: run_detect(request, deps))
+def stage(deps: Dependencies) -> Stage:
+    """Each consumed command type and its handler, bound to its dependencies; routing keys derive from them."""
+    return Stage(SERVICE, dict([route(StepRequested, lambda request: run_detect(request, deps))]), on_exhausted)
