@@ -73,7 +73,7 @@ def run_serve(arguments: argparse.Namespace) -> int:
     """Run the worker until SIGTERM; it refuses to start when the weights are missing or wrong."""
     from pixtools_denoise import app  # here, so models and eval do not load the broker stack
 
-    main()
+    app.main()
     return 0
 
 
