@@ -29,8 +29,8 @@ from PIL import Image
 
 from pixtools_denoise import InferenceConfig, TorchDenoiser, Weights, load_weights
 from pixtools_denoise.allocator import reuse_freed_memory
-from pixtools_denoise.eval import add_noise, list_images, load_rgb, psnr, to_uint8
-from pixtools_denoise.weights import build_model
+from pixtools_denoise.evaluation import add_noise, list_images, load_rgb, psnr, to_uint8
+from pixtools_denoise.model_files import build_model
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = REPOSITORY_ROOT.parent / "shared"

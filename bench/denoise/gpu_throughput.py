@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pixtools_denoise import InferenceConfig, TorchDenoiser, Weights
-from pixtools_denoise.weights import build_model
+from pixtools_denoise.model_files import build_model
 
 SIZE = 512
 GFLOP_PER_IMAGE = 350  # DnCNN on one 512x512 image, from the issue

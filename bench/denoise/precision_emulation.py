@@ -16,9 +16,9 @@ import torch
 from torch.nn import functional
 
 from pixtools_denoise import load_weights
-from pixtools_denoise.eval import add_noise, list_images, load_rgb, psnr, to_uint8
+from pixtools_denoise.evaluation import add_noise, list_images, load_rgb, psnr, to_uint8
 from pixtools_denoise.model import DnCNN
-from pixtools_denoise.weights import build_model
+from pixtools_denoise.model_files import build_model
 
 SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
 

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from pixtools_contracts import Event, Lane
 from pixtools_platform.broker import Handler
@@ -75,6 +75,12 @@ class CpuPool:
         loop = asyncio.get_running_loop()
         submitted.add_done_callback(lambda _: _call_soon(loop, self._release))
         return await asyncio.wrap_future(submitted)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Finish running work and drop queued work."""

@@ -4,6 +4,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aio_pika
@@ -11,8 +12,10 @@ from aio_pika.abc import AbstractRobustConnection
 
 from pixtools_contracts import JobCancelled, Lane, ObjectRef, Pipeline, StepRequested, StepStarted, first_steps, plan
 from pixtools_platform.broker import Handler
+from pixtools_platform.cancellations import CancelledJobs
+from pixtools_platform.service import Service, blob_store, broker
 from pixtools_platform.settings import CommonSettings
-from pixtools_platform.worker import StageWorker, Wiring
+from pixtools_platform.stage import Stage, consume_stage
 from pixtools_testkit.fixtures import TEST_RETRY
 from pixtools_testkit.infra import Infra
 
@@ -36,13 +39,27 @@ def stage_settings(infra: Infra, namespace: str, blob_dir: Path, **overrides: ob
     return CommonSettings.model_validate(values)
 
 
+class StageWorker(Service):
+    """A stage service for SERVICE whose every step request goes to `handler`; `cancelled` is what it knows."""
+
+    cancelled: CancelledJobs
+
+    def __init__(self, settings: CommonSettings, handler: Handler) -> None:
+        super().__init__(SERVICE, self._compose)
+        self._settings = settings
+        self._handler = handler
+
+    async def _compose(self, resources: AsyncExitStack) -> None:
+        blobs = await resources.enter_async_context(blob_store(self._settings))
+        messages = await resources.enter_async_context(broker(self._settings, SERVICE))
+        stage = Stage(SERVICE, {"step.requested.v1": self._handler})
+        assert stage.routing_keys == list(ROUTING_KEYS)
+        self.cancelled = await consume_stage(resources, self._settings, broker=messages, blobs=blobs, stage=stage)
+
+
 def stage_worker(settings: CommonSettings, handler: Handler) -> StageWorker:
     """A worker for SERVICE whose every step request goes to `handler`."""
-
-    async def wire(blobs: object, publisher: object) -> Wiring:
-        return Wiring(handlers={"step.requested.v1": handler})
-
-    return StageWorker(settings, service=SERVICE, routing_keys=ROUTING_KEYS, wire=wire)
+    return StageWorker(settings, handler)
 
 
 def step_request(job_id: uuid.UUID | None = None, *, lane: Lane = "interactive") -> StepRequested:

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pixtools_aggregator.app import Aggregator, create_app
+from pixtools_aggregator.app import create_app
 from pixtools_aggregator.settings import AggregatorSettings
 from pixtools_contracts import (
     ErrorInfo,
@@ -37,6 +37,7 @@ from pixtools_contracts import (
 )
 from pixtools_db import Batch, Job, Step, Tenant, WebhookDelivery, create_engine, session_factory
 from pixtools_platform.broker import Publisher, Topology
+from pixtools_platform.service import Service
 from pixtools_testkit.fixtures import TEST_RETRY
 
 pytestmark = pytest.mark.integration
@@ -119,11 +120,11 @@ def settings_for(database_url: str, infra: Any, namespace: str) -> Callable[...,
 @pytest_asyncio.fixture
 async def start_aggregator(
     sessions: async_sessionmaker[AsyncSession], settings_for: Callable[..., AggregatorSettings]
-) -> AsyncIterator[Callable[..., Awaitable[Aggregator]]]:
+) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
     """Start the real service (consumer, relay, dispatcher) with setting overrides; stopped after the test."""
-    started: list[Aggregator] = []
+    started: list[Service] = []
 
-    async def start(**overrides: Any) -> Aggregator:
+    async def start(**overrides: Any) -> Service:
         app = create_app(settings_for(**overrides))
         await app.start()
         started.append(app)

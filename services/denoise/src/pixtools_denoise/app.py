@@ -2,51 +2,49 @@
 
 import logging
 import sys
+from contextlib import AsyncExitStack
 
 import torch
 
-from pixtools_denoise import subscribers
+from pixtools_denoise import routing
+from pixtools_denoise.adapters.torch_model import TorchDenoiser
 from pixtools_denoise.errors import DenoiseError
 from pixtools_denoise.handlers import Dependencies
-from pixtools_denoise.inference import TorchDenoiser
 from pixtools_denoise.runner import InferenceConfig
 from pixtools_denoise.settings import DenoiseSettings
-from pixtools_platform.blobstore import BlobStore
-from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
+from pixtools_platform.service import Service, blob_store, broker
+from pixtools_platform.stage import CpuPool, consume_stage
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import CpuPool, StageWorker, Wiring
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: DenoiseSettings, denoiser: TorchDenoiser) -> StageWorker:
+def create_app(settings: DenoiseSettings, denoiser: TorchDenoiser) -> Service:
     """Build the denoise worker around a loaded denoiser."""
-    # Decoding and encoding run here; tiles run on the micro-batcher's own thread.
-    pool = CpuPool(2, "denoise-codec")
 
-    async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
-        await denoiser.start()
+    async def compose(resources: AsyncExitStack) -> None:
+        blobs = await resources.enter_async_context(blob_store(settings))
+        messages = await resources.enter_async_context(broker(settings, routing.SERVICE))
+        # Decoding and encoding run here; tiles run on the micro-batcher's own thread.
+        pool = resources.enter_context(CpuPool(2, "denoise-codec"))
+        await resources.enter_async_context(denoiser)
         deps = Dependencies(
             blobs=blobs,
             denoiser=denoiser,
             run_cpu=pool.run,
-            announce=publisher.publish,
+            announce=messages.publisher.publish,
             max_pixels=settings.max_pixels,
             output_quality=settings.output_quality,
             announce_after_s=settings.announce_after_s,
         )
-        return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
+        await consume_stage(resources, settings, broker=messages, blobs=blobs, stage=routing.stage(deps))
 
-    async def release() -> None:
-        await denoiser.close()
-        pool.close()
-
-    return StageWorker(settings, service="denoise", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
+    return Service(routing.SERVICE, compose)
 
 
-def serve() -> None:
+def main() -> None:
     """Load the weights, then run the worker until SIGTERM; missing or wrong weights stop it before it connects."""
     settings = DenoiseSettings()
     configure_logging("denoise", settings.log_level, settings.log_json)

@@ -6,13 +6,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pixtools_denoise.adapters.torch_model import TorchDenoiser
 from pixtools_denoise.allocator import reuse_freed_memory
-from pixtools_denoise.download import RELEASE_URL, download_weights
 from pixtools_denoise.errors import DenoiseError
-from pixtools_denoise.eval import evaluate, list_images
-from pixtools_denoise.inference import TorchDenoiser
+from pixtools_denoise.evaluation import evaluate, list_images
+from pixtools_denoise.model_files import (
+    MODELS_DIR_ENV,
+    RELEASE_URL,
+    Weights,
+    default_models_dir,
+    download_weights,
+    load_weights,
+)
 from pixtools_denoise.runner import InferenceConfig
-from pixtools_denoise.weights import MODELS_DIR_ENV, Weights, default_models_dir, load_weights
 
 
 def run() -> None:
@@ -65,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_serve(arguments: argparse.Namespace) -> int:
     """Run the worker until SIGTERM; it refuses to start when the weights are missing or wrong."""
-    from pixtools_denoise.app import serve  # here, so models and eval do not load the broker stack
+    from pixtools_denoise import app  # here, so models and eval do not load the broker stack
 
-    serve()
+    app.main()
     return 0
 
 

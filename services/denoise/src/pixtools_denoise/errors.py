@@ -19,3 +19,5 @@ class WeightsDownloadFailed(DenoiseError):
 
 class UnsupportedImage(DenoiseError):
     """The image's shape or pixel type cannot be denoised; retrying will not help."""
+
+    code = "image.unsupported"

@@ -8,23 +8,15 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
+from pydantic import JsonValue
 
-from pixtools_contracts import (
-    DenoiseStep,
-    Event,
-    StepCompleted,
-    StepRequested,
-    envelope_of,
-    next_requests,
-    step_failed,
-    step_started,
-)
+from pixtools_contracts import DenoiseStep, Event, StepRequested
 from pixtools_denoise.errors import UnsupportedImage
 from pixtools_imaging import OUTPUT_FAMILY, EncodedImage, ImageError, encode, load
-from pixtools_platform.blobstore import BlobNotFound, BlobStore
+from pixtools_platform import steps
+from pixtools_platform.blobstore import BlobStore
 from pixtools_platform.broker import PermanentError
 from pixtools_platform.outputs import store_image
-from pixtools_platform.progress import announce_if_slow
 
 T = TypeVar("T")
 PRODUCER = "denoise"
@@ -62,46 +54,40 @@ class _Decoded:
     icc_profile: bytes | None
 
 
+@dataclass(frozen=True)
+class _Denoised:
+    source: _Decoded
+    pixels: np.ndarray
+    inference_ms: float
+
+
 async def run_denoise(request: StepRequested, deps: Dependencies) -> list[Event]:
     """Denoise the input and pass the cleaned image to the next steps."""
     if not isinstance(request.step.spec, DenoiseStep):
         raise PermanentError(f"denoise does not run {request.step.spec.op!r}")
-    started_at = datetime.now(UTC)
-    async with announce_if_slow(deps.announce, step_started(request, PRODUCER), deps.announce_after_s):
-        try:
-            data = await deps.blobs.get(request.input.key)
-            decoded = await deps.run_cpu(lambda: _decode(data, deps.max_pixels))
-            began = perf_counter()
-            cleaned = await deps.denoiser.denoise(decoded.pixels)
-            inference_ms = (perf_counter() - began) * 1000
-        except BlobNotFound:
-            return [step_failed(request, "input.missing", f"input {request.input.key} is gone", PRODUCER, started_at)]
-        except (ImageError, UnsupportedImage) as error:
-            code = error.code if isinstance(error, ImageError) else "image.unsupported"
-            return [step_failed(request, code, str(error), PRODUCER, started_at)]
-        encoded = await deps.run_cpu(lambda: _encode(cleaned, decoded, deps.output_quality))
+
+    async def analyse(data: bytes) -> _Denoised:
+        decoded = await deps.run_cpu(lambda: _decode(data, deps.max_pixels))
+        began = perf_counter()
+        cleaned = await deps.denoiser.denoise(decoded.pixels)
+        return _Denoised(decoded, cleaned, (perf_counter() - began) * 1000)
+
+    async def produce(denoised: _Denoised, started_at: datetime) -> steps.Produced:
+        encoded = await deps.run_cpu(lambda: _encode(denoised.pixels, denoised.source, deps.output_quality))
         output = await store_image(deps.blobs, request, encoded)
-    finished_at = datetime.now(UTC)
-    following = next_requests(request, output.ref(), PRODUCER)
-    completed = StepCompleted(
-        **envelope_of(request, PRODUCER),
-        step_id=request.step.id,
-        op="denoise",
-        started_at=started_at,
-        finished_at=finished_at,
-        image=output.ref(),
-        outputs=[output],
-        result={
+        result: dict[str, JsonValue] = {
             "model_id": deps.denoiser.model_id,
             "weights_sha256": deps.denoiser.weights_sha256,
             "width": encoded.width,
             "height": encoded.height,
-            "inference_ms": round(inference_ms, 1),
-            "duration_ms": round((finished_at - started_at).total_seconds() * 1000, 1),
-        },
-        next_step_ids=[step.step.id for step in following],
+            "inference_ms": round(denoised.inference_ms, 1),
+            "duration_ms": round((datetime.now(UTC) - started_at).total_seconds() * 1000, 1),
+        }
+        return steps.Produced(image=output.ref(), outputs=[output], result=result)
+
+    return await steps.run_step(
+        request, deps, producer=PRODUCER, analyse=analyse, produce=produce, rejects=(ImageError, UnsupportedImage)
     )
-    return [*following, completed]
 
 
 def _decode(data: bytes, max_pixels: int) -> _Decoded:

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pixtools_denoise.weights import default_models_dir
+from pixtools_denoise.model_files import default_models_dir
 from pixtools_platform.settings import CommonSettings
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixtools_denoise.weights import MODELS_DIR_ENV, WEIGHTS_FILES, Weights, build_model, load_weights
+from pixtools_denoise.model_files import MODELS_DIR_ENV, WEIGHTS_FILES, Weights, build_model, load_weights
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[4]
 SHARED_DIR = REPOSITORY_ROOT.parent / "shared"

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from pixtools_denoise.cli import main
-from pixtools_denoise.eval import load_rgb
+from pixtools_denoise.evaluation import load_rgb
 
 
 def test_models_check_reports_the_verified_file(models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

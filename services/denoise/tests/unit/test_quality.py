@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pixtools_denoise import InferenceConfig, TorchDenoiser, Weights
-from pixtools_denoise.eval import add_noise, list_images, load_rgb, measure_psnr
+from pixtools_denoise.evaluation import add_noise, list_images, load_rgb, measure_psnr
 
 CROP = 128
 

@@ -1,6 +1,6 @@
 """PixTools detect: YOLOX with sliced (SAHI-style) inference, per-class counts and overlays."""
 
-from pixtools_detect.detector import TorchDetector, default_device
+from pixtools_detect.adapters.torch_model import TorchDetector, default_device
 from pixtools_detect.errors import (
     DetectError,
     ModelConversionError,

@@ -2,48 +2,46 @@
 
 import logging
 import sys
+from contextlib import AsyncExitStack
 
-from pixtools_detect import subscribers
-from pixtools_detect.detector import TorchDetector
+from pixtools_detect import routing
+from pixtools_detect.adapters.torch_model import TorchDetector
 from pixtools_detect.errors import DetectError
 from pixtools_detect.handlers import Dependencies
 from pixtools_detect.settings import DetectSettings
-from pixtools_platform.blobstore import BlobStore
-from pixtools_platform.broker import Publisher
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.runtime import run
+from pixtools_platform.service import Service, blob_store, broker
+from pixtools_platform.stage import CpuPool, consume_stage
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import CpuPool, StageWorker, Wiring
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: DetectSettings, detector: TorchDetector) -> StageWorker:
+def create_app(settings: DetectSettings, detector: TorchDetector) -> Service:
     """Build the detect worker around a loaded detector."""
-    # Decoding and overlays run here; inference runs in the micro-batcher's own thread.
-    pool = CpuPool(2, "detect-io")
 
-    async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
-        await detector.start()
+    async def compose(resources: AsyncExitStack) -> None:
+        blobs = await resources.enter_async_context(blob_store(settings))
+        messages = await resources.enter_async_context(broker(settings, routing.SERVICE))
+        # Decoding and overlays run here; inference runs in the micro-batcher's own thread.
+        pool = resources.enter_context(CpuPool(2, "detect-io"))
+        await resources.enter_async_context(detector)
         deps = Dependencies(
             blobs=blobs,
             detector=detector,
             run_cpu=pool.run,
-            announce=publisher.publish,
+            announce=messages.publisher.publish,
             max_pixels=settings.max_pixels,
             overlay_quality=settings.overlay_quality,
             announce_after_s=settings.announce_after_s,
         )
-        return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
+        await consume_stage(resources, settings, broker=messages, blobs=blobs, stage=routing.stage(deps))
 
-    async def release() -> None:
-        await detector.close()
-        pool.close()
-
-    return StageWorker(settings, service="detect", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
+    return Service(routing.SERVICE, compose)
 
 
-def serve() -> None:
+def main() -> None:
     """Load the model, then run the worker until SIGTERM; missing model files stop it before it connects."""
     settings = DetectSettings()
     configure_logging("detect", settings.log_level, settings.log_json)

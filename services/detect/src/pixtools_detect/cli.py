@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from pixtools_detect.detector import TorchDetector
+from pixtools_detect.adapters.torch_model import TorchDetector
 from pixtools_detect.errors import DetectError
 from pixtools_detect.evaluation import evaluate_mosaics
 from pixtools_detect.model_files import (
@@ -101,14 +101,19 @@ async def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run() -> None:
+    """The console script: `main` on the command line, its result as the exit status."""
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pixtools-detect` command."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            from pixtools_detect.app import serve
+            from pixtools_detect import app  # here, so models and eval do not load the broker stack
 
-            serve()
+            app.main()
             return 0
         if args.command == "models":
             return _download(args) if args.action == "download" else _check(args)
@@ -116,7 +121,3 @@ def main(argv: list[str] | None = None) -> int:
     except DetectError as error:
         print(f"pixtools-detect: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

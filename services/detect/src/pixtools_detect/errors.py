@@ -16,6 +16,8 @@ class ModelConversionError(DetectError):
 class UnknownClassNames(DetectError):
     """`classes` in the detect params names classes the model does not know."""
 
+    code = "detect.unknown_class"
+
 
 class ModelDownloadFailed(DetectError):
     """An official model file could not be downloaded."""

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from pixtools_contracts import DetectParams
-from pixtools_detect.detector import TorchDetector
+from pixtools_detect.adapters.torch_model import TorchDetector
 from pixtools_detect.nms import pairwise_overlap
 from pixtools_detect.preprocess import PAD_VALUE
 from pixtools_detect.results import Detection

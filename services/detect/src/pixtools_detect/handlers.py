@@ -3,33 +3,21 @@
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from pixtools_contracts import (
-    DetectParams,
-    DetectStep,
-    Event,
-    ObjectsDetected,
-    StepCompleted,
-    StepOutput,
-    StepRequested,
-    envelope_of,
-    next_requests,
-    step_failed,
-    step_started,
-)
+from pixtools_contracts import DetectParams, DetectStep, Event, ObjectsDetected, StepOutput, StepRequested, envelope_of
 from pixtools_detect.errors import UnknownClassNames
 from pixtools_detect.overlay import draw_overlay
 from pixtools_detect.results import DetectionResult
 from pixtools_imaging import ImageError, encode, load
-from pixtools_platform.blobstore import BlobNotFound, BlobStore
+from pixtools_platform import steps
+from pixtools_platform.blobstore import BlobStore
 from pixtools_platform.broker import PermanentError
 from pixtools_platform.outputs import store_output
-from pixtools_platform.progress import announce_if_slow
 
 T = TypeVar("T")
 PRODUCER = "detect"
@@ -61,47 +49,33 @@ async def run_detect(request: StepRequested, deps: Dependencies) -> list[Event]:
     spec = request.step.spec
     if not isinstance(spec, DetectStep):
         raise PermanentError(f"detect does not run {spec.op!r}")
-    started_at = datetime.now(UTC)
-    async with announce_if_slow(deps.announce, step_started(request, PRODUCER), deps.announce_after_s):
-        try:
-            data = await deps.blobs.get(request.input.key)
-            pixels = await deps.run_cpu(lambda: _rgb_pixels(data, deps.max_pixels))
-            result = await deps.detector.detect(pixels, spec.params)
-        except BlobNotFound:
-            return [step_failed(request, "input.missing", f"input {request.input.key} is gone", PRODUCER, started_at)]
-        except ImageError as error:
-            return [step_failed(request, error.code, str(error), PRODUCER, started_at)]
-        except UnknownClassNames as error:
-            return [step_failed(request, "detect.unknown_class", str(error), PRODUCER, started_at)]
+
+    async def analyse(data: bytes) -> tuple[np.ndarray, DetectionResult]:
+        pixels = await deps.run_cpu(lambda: _rgb_pixels(data, deps.max_pixels))
+        return pixels, await deps.detector.detect(pixels, spec.params)
+
+    async def produce(found: tuple[np.ndarray, DetectionResult], started_at: datetime) -> steps.Produced:
+        pixels, result = found
         outputs = [await _store_json(request, deps, result)]
         overlay = None
         if spec.params.overlay:
             overlay = await _store_overlay(request, deps, pixels, result)
             outputs.append(overlay)
-    envelope = envelope_of(request, PRODUCER)
-    following = next_requests(request, request.input, PRODUCER)
-    detected = ObjectsDetected(
-        **envelope,
-        step_id=request.step.id,
-        image=request.input,
-        model_id=result.model_id,
-        model_sha256=result.model_sha256,
-        detections=result.detections,
-        counts=result.counts,
-        overlay=overlay.ref() if overlay else None,
+        detected = ObjectsDetected(
+            **envelope_of(request, PRODUCER),
+            step_id=request.step.id,
+            image=request.input,
+            model_id=result.model_id,
+            model_sha256=result.model_sha256,
+            detections=result.detections,
+            counts=result.counts,
+            overlay=overlay.ref() if overlay else None,
+        )
+        return steps.Produced(image=request.input, outputs=outputs, result=result.to_json(), events=[detected])
+
+    return await steps.run_step(
+        request, deps, producer=PRODUCER, analyse=analyse, produce=produce, rejects=(ImageError, UnknownClassNames)
     )
-    completed = StepCompleted(
-        **envelope,
-        step_id=request.step.id,
-        op="detect",
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        image=request.input,
-        outputs=outputs,
-        result=result.to_json(),
-        next_step_ids=[step.step.id for step in following],
-    )
-    return [*following, detected, completed]
 
 
 def _rgb_pixels(data: bytes, max_pixels: int) -> np.ndarray:

@@ -1,8 +1,10 @@
 """The gateway's factory and composition root."""
 
 import contextlib
+import functools
 import gc
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import uvicorn
 from fastapi import FastAPI
@@ -17,46 +19,41 @@ from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
 from pixtools_gateway.middleware import RequestTimer
 from pixtools_gateway.settings import GatewaySettings
-from pixtools_platform.blobstore import open_blob_store
-from pixtools_platform.broker import Publisher, Topology, connect
 from pixtools_platform.logs import configure_logging
+from pixtools_platform.service import Service, blob_store, broker
 from pixtools_platform.telemetry import configure_tracing
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """Build the gateway app; nothing connects until the lifespan starts."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def compose(app: FastAPI, resources: AsyncExitStack) -> None:
         engine = create_engine(settings.database_url)
+        resources.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
         if settings.seed_dev_tenant:
             async with sessions.begin() as session:
                 await ensure_dev_tenant(session, key=settings.dev_api_key)
-        blobs = await open_blob_store(settings)
-        connection = await connect(settings.amqp_url, "gateway")
-        publisher = await Publisher.open(connection, Topology(settings.namespace))
-        relay = None
-        if settings.relay_enabled:
-            relay = OutboxRelay(sessions, publisher, poll_s=settings.relay_poll_s)
-            relay.start()
+        blobs = await resources.enter_async_context(blob_store(settings))
+        messages = await resources.enter_async_context(broker(settings, "gateway"))
         notifications = JobNotifications(settings.database_url)
         await notifications.start()
-        app.state.broker = connection
+        resources.push_async_callback(notifications.stop)
+        relay = None
+        if settings.relay_enabled:
+            relay = OutboxRelay(sessions, messages.publisher, poll_s=settings.relay_poll_s)
+            relay.start()
+            resources.push_async_callback(relay.stop)
+        app.state.broker = messages.connection
         reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.resources = Resources(settings, sessions, reader, blobs, notifications, relay)
-        # Objects alive after start-up live for the process: keep the collector from rescanning them.
-        gc.freeze()
-        try:
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Service("gateway", functools.partial(compose, app)):
+            # Objects alive after start-up live for the process: keep the collector from rescanning them.
+            gc.freeze()
             yield
-        finally:
-            if relay is not None:
-                await relay.stop()
-            await notifications.stop()
-            await publisher.close()
-            await connection.close()
-            await blobs.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="PixTools",

@@ -1,38 +1,38 @@
 """The ingest worker's factory and composition root."""
 
-from pixtools_ingest import subscribers
-from pixtools_ingest.fetching import SourceFetching
+from contextlib import AsyncExitStack
+
+from pixtools_ingest import routing
+from pixtools_ingest.adapters.fetching import SourceFetching
 from pixtools_ingest.handlers import Dependencies
 from pixtools_ingest.settings import IngestSettings
-from pixtools_platform.blobstore import BlobStore
-from pixtools_platform.broker import Publisher
 from pixtools_platform.fetch import FetchLimits
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.netguard import AddressPolicy
 from pixtools_platform.runtime import run
+from pixtools_platform.service import Service, blob_store, broker
+from pixtools_platform.stage import CpuPool, consume_stage
 from pixtools_platform.telemetry import configure_tracing
-from pixtools_platform.worker import CpuPool, StageWorker, Wiring
 
 
-def create_app(settings: IngestSettings) -> StageWorker:
+def create_app(settings: IngestSettings) -> Service:
     """Build the ingest worker: source fetching, and CPU operations on a thread pool sized to the cores."""
-    pool = CpuPool(settings.cpu_workers, "ingest-cpu")
 
-    async def wire(blobs: BlobStore, publisher: Publisher) -> Wiring:
+    async def compose(resources: AsyncExitStack) -> None:
+        blobs = await resources.enter_async_context(blob_store(settings))
+        messages = await resources.enter_async_context(broker(settings, routing.SERVICE))
+        pool = resources.enter_context(CpuPool(settings.cpu_workers, "ingest-cpu"))
         deps = Dependencies(
             blobs=blobs,
             run_cpu=pool.run,
-            announce=publisher.publish,
+            announce=messages.publisher.publish,
             max_pixels=settings.max_pixels,
             announce_after_s=settings.announce_after_s,
             fetching=source_fetching(settings),
         )
-        return Wiring(handlers=subscribers.handlers(deps), on_exhausted=subscribers.on_exhausted)
+        await consume_stage(resources, settings, broker=messages, blobs=blobs, stage=routing.stage(deps))
 
-    async def release() -> None:
-        pool.close()
-
-    return StageWorker(settings, service="ingest", routing_keys=subscribers.ROUTING_KEYS, wire=wire, release=release)
+    return Service(routing.SERVICE, compose)
 
 
 def source_fetching(settings: IngestSettings) -> SourceFetching:

@@ -20,14 +20,13 @@ from pixtools_contracts import (
     original_key,
     plan,
 )
+from pixtools_ingest.adapters.fetching import SourceFetching, fetch_with_retries
 from pixtools_ingest.errors import SourceUnreachable
-from pixtools_ingest.fetching import SourceFetching, fetch_with_retries
-from pixtools_ingest.handlers import Dependencies
-from pixtools_ingest.handlers_source import fetch_source
+from pixtools_ingest.handlers import Dependencies, fetch_source
 from pixtools_platform.blobstore import BlobNotFound, BlobStore
 from pixtools_platform.fetch import FetchLimits
 from pixtools_platform.netguard import AddressPolicy
-from pixtools_platform.worker import CpuPool
+from pixtools_platform.stage import CpuPool
 
 from .conftest import PNG, SourceServer
 

@@ -16,9 +16,9 @@ from pixtools_contracts import (
     first_steps,
     plan,
 )
-from pixtools_ingest import subscribers
+from pixtools_ingest import routing
+from pixtools_ingest.adapters.fetching import SourceFetching
 from pixtools_ingest.app import source_fetching
-from pixtools_ingest.fetching import SourceFetching
 from pixtools_ingest.handlers import Dependencies
 from pixtools_ingest.settings import IngestSettings
 from pixtools_platform.netguard import BlockedDestination
@@ -82,15 +82,16 @@ def test_backoff_doubles_per_failure_and_jitter_only_shortens_it():
 
 
 def test_ingest_consumes_source_requests_and_hands_them_to_the_fetch_handler():
-    assert _source_request().routing_key() in subscribers.ROUTING_KEYS
-    assert "step.requested.v1.ingest" in subscribers.ROUTING_KEYS
     deps = Dependencies(blobs=None, run_cpu=None, announce=None, max_pixels=1)  # type: ignore[arg-type]
-    assert {"step.requested.v1", "source.requested.v1"} <= set(subscribers.handlers(deps))
+    stage = routing.stage(deps)
+    assert _source_request().routing_key() in stage.routing_keys
+    assert "step.requested.v1.ingest" in stage.routing_keys
+    assert {"step.requested.v1", "source.requested.v1"} <= set(stage.routes)
 
 
 async def test_a_url_that_is_not_http_fails_the_source_instead_of_raising():
     deps = Dependencies(blobs=None, run_cpu=None, announce=None, max_pixels=1)  # type: ignore[arg-type]
-    handle = subscribers.handlers(deps)["source.requested.v1"]
+    handle = routing.stage(deps).routes["source.requested.v1"]
     [failed] = await handle(_source_request("file:///etc/passwd"))
     assert isinstance(failed, SourceFailed)
     assert (failed.error.code, failed.attempts, failed.producer) == ("fetch.blocked", 1, "ingest")
@@ -98,7 +99,7 @@ async def test_a_url_that_is_not_http_fails_the_source_instead_of_raising():
 
 async def test_a_dead_lettered_source_request_fails_its_job():
     request = _source_request()
-    [failed] = await subscribers.on_exhausted(request, "delivered 5 times without being settled")
+    [failed] = await routing.on_exhausted(request, "delivered 5 times without being settled")
     assert isinstance(failed, SourceFailed)
     assert (failed.job_id, failed.url, failed.error.code) == (request.job_id, request.url, "fetch.gave_up")
     assert failed.error.message == "delivered 5 times without being settled"
@@ -108,6 +109,6 @@ async def test_a_dead_lettered_step_request_still_fails_its_step():
     [(step, rest)] = first_steps(plan(PIPELINE))
     image = ObjectRef(key="k", content_type="image/png", bytes=1, sha256="0" * 64)
     request = StepRequested(**IDS, service="ingest", input=image, step=step, remaining=rest)
-    [failed] = await subscribers.on_exhausted(request, "poison")
+    [failed] = await routing.on_exhausted(request, "poison")
     assert isinstance(failed, StepFailed)
     assert (failed.step_id, failed.error.code) == ("0", "step.gave_up")

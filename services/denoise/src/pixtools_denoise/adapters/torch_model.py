@@ -8,9 +8,9 @@ from typing import Self
 import numpy as np
 
 from pixtools_denoise.errors import UnsupportedImage
+from pixtools_denoise.model_files import Weights, build_model, load_weights
 from pixtools_denoise.runner import SCALES, InferenceConfig, TileJob, TileRunner
 from pixtools_denoise.tiling import plan_tiles
-from pixtools_denoise.weights import Weights, build_model, load_weights
 from pixtools_platform.batching import MicroBatcher
 
 # Channels after the colour ones are alpha: grey, grey + alpha, RGB, RGB + alpha.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixtools_denoise.inference import TorchDenoiser
+from pixtools_denoise.adapters.torch_model import TorchDenoiser
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _CONCURRENT_IMAGES = 16  # enough for tiles of several images to share batches, few enough to bound memory

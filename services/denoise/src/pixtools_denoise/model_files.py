@@ -1,8 +1,12 @@
-"""Find, verify and load the DnCNN weights; never fall back to random weights."""
+"""Find, verify, load and download the DnCNN weights; never fall back to random weights."""
 
+import dataclasses
 import hashlib
 import os
 import pickle
+import shutil
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from pixtools_denoise.errors import InvalidWeights, MissingWeights
+from pixtools_denoise.errors import InvalidWeights, MissingWeights, WeightsDownloadFailed
 from pixtools_denoise.model import DnCNN
 
 MODEL_ID = "dncnn_color_blind"
@@ -19,6 +23,8 @@ WEIGHTS_FILES = (f"{MODEL_ID}.safetensors", f"{MODEL_ID}.pth")
 MODELS_DIR_ENV = "PIXTOOLS_MODELS_DIR"
 # Inside this environment the models live beside the repository; run commands from the repository root.
 DEFAULT_MODELS_DIR = Path("../shared/models")
+# KAIR's v1.0 release carries the DnCNN colour-blind weights (see ../shared/models/SOURCES.md).
+RELEASE_URL = f"https://github.com/cszn/KAIR/releases/download/v1.0/{MODEL_ID}.pth"
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,31 @@ def build_model(weights: Weights) -> DnCNN:
     model = DnCNN()
     model.load_state_dict(weights.state_dict, strict=True)
     return model.eval()
+
+
+def download_weights(models_dir: Path, *, url: str = RELEASE_URL, timeout_s: float = 60.0) -> Weights:
+    """Download the release `.pth` into `models_dir`, keeping it only if it loads strictly as DnCNN."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / f"{MODEL_ID}.pth"
+    partial = models_dir / f"{MODEL_ID}.pth.part"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, partial.open("wb") as stream:
+            shutil.copyfileobj(response, stream)
+    except (urllib.error.URLError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", error)
+        raise WeightsDownloadFailed(
+            f"could not download {url} ({reason}). Without network access, fetch that URL elsewhere "
+            f"and place the file at {target.resolve()}"
+        ) from error
+    try:
+        weights = load_weights_file(partial, fix_hint=f"a fresh download of {url}")
+    except InvalidWeights:
+        partial.unlink(missing_ok=True)
+        raise
+    # Renamed only once verified, so a broken download never sits where the service looks.
+    partial.replace(target)
+    return dataclasses.replace(weights, path=target.resolve())
 
 
 def _read_tensors(path: Path, fix_hint: str) -> dict[str, torch.Tensor]:

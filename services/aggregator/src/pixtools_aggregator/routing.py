@@ -28,20 +28,13 @@ from pixtools_contracts import (
     StepFailed,
     StepStarted,
 )
-from pixtools_platform.broker import Consumer, Handler, PermanentError, Publisher, RetryPolicy, Topology
+from pixtools_platform.broker import Consumer, PermanentError, Publisher, RetryPolicy, Topology
+from pixtools_platform.routing import Routes, event_routing_keys, route
 from pixtools_platform.telemetry import current_trace_context
 
 log = logging.getLogger(__name__)
 
 SERVICE = "aggregator"
-ROUTING_KEYS = (
-    "step.started.v1",
-    "step.completed.v1",
-    "step.failed.v1",
-    "source.fetched.v1",
-    "source.failed.v1",
-    "job.cancelled.v1",
-)
 
 Transactions = Callable[[], AbstractAsyncContextManager[JobRepository]]
 """Opens a repository in a new transaction that commits when the block succeeds."""
@@ -63,35 +56,43 @@ def build_consumer(
     on_applied: OnApplied,
 ) -> Consumer:
     """The consumer of `<namespace>.aggregator`; each job event is applied in one transaction, then acked."""
-    handlers = {
-        "step.started.v1": _in_transaction(StepStarted, apply_step_started, transactions, on_applied),
-        "step.completed.v1": _in_transaction(StepCompleted, apply_step_completed, transactions, on_applied),
-        "step.failed.v1": _in_transaction(StepFailed, apply_step_failed, transactions, on_applied),
-        "source.fetched.v1": _in_transaction(SourceFetched, apply_source_fetched, transactions, on_applied),
-        "source.failed.v1": _in_transaction(SourceFailed, apply_source_failed, transactions, on_applied),
-        "job.cancelled.v1": _in_transaction(JobCancelled, apply_job_cancelled, transactions, on_applied),
-    }
+    routes = job_event_routes(transactions, on_applied)
     return Consumer(
         connection=connection,
         publisher=publisher,
         topology=topology,
         service=SERVICE,
-        routing_keys=ROUTING_KEYS,
-        handlers=handlers,
+        routing_keys=event_routing_keys(routes),
+        handlers=routes,
         retry=retry,
         prefetch=prefetch,
     )
 
 
+def job_event_routes(transactions: Transactions, on_applied: OnApplied) -> Routes:
+    """Each consumed event type and the handler that applies it; the queue's bindings derive from them."""
+
+    def applying(handler: Callable[[E, Dependencies], Awaitable[Applied]]) -> Callable[[E], Awaitable[Sequence[Event]]]:
+        return _in_transaction(handler, transactions, on_applied)
+
+    return dict(
+        [
+            route(StepStarted, applying(apply_step_started)),
+            route(StepCompleted, applying(apply_step_completed)),
+            route(StepFailed, applying(apply_step_failed)),
+            route(SourceFetched, applying(apply_source_fetched)),
+            route(SourceFailed, applying(apply_source_failed)),
+            route(JobCancelled, applying(apply_job_cancelled)),
+        ]
+    )
+
+
 def _in_transaction(
-    kind: type[E],
     handler: Callable[[E, Dependencies], Awaitable[Applied]],
     transactions: Transactions,
     on_applied: OnApplied,
-) -> Handler:
-    async def handle(event: Event) -> Sequence[Event]:
-        if not isinstance(event, kind):
-            raise PermanentError(f"expected {kind.__name__}, got {type(event).__name__}")
+) -> Callable[[E], Awaitable[Sequence[Event]]]:
+    async def handle(event: E) -> Sequence[Event]:
         traceparent = current_trace_context().get("traceparent")
         try:
             async with transactions() as jobs:

@@ -5,7 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 from pixtools_denoise import InvalidWeights, MissingWeights, TorchDenoiser
-from pixtools_denoise.weights import Weights, file_sha256, load_weights, load_weights_file
+from pixtools_denoise.errors import WeightsDownloadFailed
+from pixtools_denoise.model_files import Weights, download_weights, file_sha256, load_weights, load_weights_file
 
 
 def recorded_sha256(models_dir: Path, name: str) -> str:
@@ -81,3 +82,31 @@ def test_file_hash_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
     path.write_bytes(b"abc")
 
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_download_keeps_a_file_that_loads_strictly(models_dir: Path, weights: Weights, tmp_path: Path) -> None:
+    source = (models_dir / "dncnn_color_blind.pth").resolve()
+
+    downloaded = download_weights(tmp_path / "models", url=source.as_uri())
+
+    assert downloaded.path == (tmp_path / "models" / "dncnn_color_blind.pth").resolve()
+    assert downloaded.path.is_file()
+    assert downloaded.state_dict.keys() == weights.state_dict.keys()
+    assert [path.name for path in (tmp_path / "models").iterdir()] == ["dncnn_color_blind.pth"]
+
+
+def test_unreachable_download_fails_naming_the_url(tmp_path: Path) -> None:
+    url = (tmp_path / "absent.pth").as_uri()
+
+    with pytest.raises(WeightsDownloadFailed, match=f"could not download {url}"):
+        download_weights(tmp_path / "models", url=url)
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_download_of_something_else_is_refused_and_removed(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text("<html>not weights</html>")
+
+    with pytest.raises(InvalidWeights):
+        download_weights(tmp_path / "models", url=page.as_uri())
+    assert list((tmp_path / "models").iterdir()) == []

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from pixtools_denoise import InferenceConfig, TorchDenoiser, UnsupportedImage
-from pixtools_denoise.weights import Weights
+from pixtools_denoise.model_files import Weights
 
 WholeFrame = Callable[[np.ndarray], np.ndarray]
 

@@ -1,0 +1,1 @@
+"""Adapters: DnCNN run with PyTorch."""

@@ -1,0 +1,15 @@
+"""The broker adapter: what denoise consumes and which handler takes it."""
+
+from pixtools_contracts import StepRequested
+from pixtools_denoise.handlers import PRODUCER, Dependencies, run_denoise
+from pixtools_platform.routing import route
+from pixtools_platform.stage import Stage, gave_up_hook
+
+SERVICE = PRODUCER
+
+on_exhausted = gave_up_hook(PRODUCER)
+
+
+def stage(deps: Dependencies) -> Stage:
+    """Each consumed command type and its handler, bound to its dependencies; routing keys derive from them."""
+    return Stage(SERVICE, dict([route(StepRequested, lambda request: run_denoise(request, deps))]), on_exhausted)

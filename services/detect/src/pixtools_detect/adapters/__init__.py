@@ -1,0 +1,1 @@
+"""Adapters: YOLOX run with PyTorch."""

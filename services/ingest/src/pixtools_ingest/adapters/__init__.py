@@ -1,0 +1,1 @@
+"""Adapters: safe HTTP fetching of source URLs."""
