@@ -111,11 +111,9 @@ class OutboxRelay:
 
     def dispatch_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Publish events whose transaction has just committed, without waiting for the polling loop."""
-        # An earlier hand-over of the same commit may already be publishing some of them.
-        events = [event for event in events if event.event_id not in self._in_flight]
         if events:
             self._in_flight |= {event.event_id for event in events}
-            task = asyncio.create_task(self._dispatch(events))
+            task = asyncio.create_task(self._dispatch(list(events)))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
 

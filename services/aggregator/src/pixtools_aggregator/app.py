@@ -9,15 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixtools_aggregator.adapters.deliveries import SqlDeliveryStore
 from pixtools_aggregator.adapters.http_sender import HttpxWebhookSender
-from pixtools_aggregator.adapters.jobs import job_transaction
+from pixtools_aggregator.adapters.jobs import WEBHOOKS_TOPIC, job_transaction
 from pixtools_aggregator.adapters.retention import retention_lease, retention_transaction
 from pixtools_aggregator.dispatcher import WebhookDispatcher
-from pixtools_aggregator.handlers import Applied
 from pixtools_aggregator.retention import RetentionCleaner, RetentionPolicy
 from pixtools_aggregator.routing import SERVICE, build_consumer
 from pixtools_aggregator.settings import AggregatorSettings
 from pixtools_aggregator.webhooks import BreakerPolicy, RetrySchedule
 from pixtools_db import create_engine, session_factory
+from pixtools_db.commits import on_commit
 from pixtools_db.outbox import OutboxRelay
 from pixtools_platform.blobstore import BlobStore
 from pixtools_platform.logs import configure_logging
@@ -54,12 +54,8 @@ def create_app(settings: AggregatorSettings) -> Service:
         relay.start()
         resources.push_async_callback(relay.stop)
 
-        def wake(applied: Applied) -> None:
-            if applied.staged:
-                relay.dispatch_soon(applied.staged)
-            if applied.webhook:
-                dispatcher.wake()
-
+        # Committed deliveries wake the dispatcher; committed events go to the relay, which watches its sessions.
+        on_commit(sessions, WEBHOOKS_TOPIC, lambda _deliveries: dispatcher.wake())
         # The relay and dispatcher run before consuming starts, so nothing committed waits.
         consumer = build_consumer(
             connection=messages.connection,
@@ -68,7 +64,6 @@ def create_app(settings: AggregatorSettings) -> Service:
             retry=settings.retry,
             prefetch=settings.prefetch,
             transactions=functools.partial(job_transaction, sessions),
-            on_applied=wake,
         )
         await consumer.start()
         resources.push_async_callback(consumer.stop, settings.drain_seconds)

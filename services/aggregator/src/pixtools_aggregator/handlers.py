@@ -1,6 +1,6 @@
 """The job state machine: plain async functions of (event, dependencies) for step events, and how a job ends."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -15,8 +15,6 @@ from pixtools_contracts import (
     Event,
     FinishedBatchState,
     FinishedJobState,
-    JobCompleted,
-    JobFailed,
     JobState,
     StepCompleted,
     StepFailed,
@@ -44,10 +42,12 @@ class Dependencies:
 
 @dataclass(frozen=True)
 class Applied:
-    """What applying one event did, and the events it staged in the outbox for publishing."""
+    """What applying one event did: its outcome, how the job or its batch ended, and whether a webhook was queued.
+
+    Events and webhooks it staged commit with the state, and go out from the commit's hooks.
+    """
 
     outcome: Literal["applied", "unchanged", "duplicate", "ignored"]
-    staged: list[JobCompleted | JobFailed] = field(default_factory=list)
     finished: EndedJobState | None = None
     webhook: bool = False
     batch_finished: FinishedBatchState | None = None
@@ -161,9 +161,7 @@ async def finish_job(
     deps.jobs.stage(event)
     if job.webhook_url:
         deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))
-    return await settle_job_batch(
-        job, deps, Applied("applied", staged=[event], finished=state, webhook=bool(job.webhook_url))
-    )
+    return await settle_job_batch(job, deps, Applied("applied", finished=state, webhook=bool(job.webhook_url)))
 
 
 async def settle_job_batch(job: Job, deps: Dependencies, applied: Applied) -> Applied:

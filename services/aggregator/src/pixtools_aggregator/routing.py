@@ -39,9 +39,6 @@ SERVICE = "aggregator"
 Transactions = Callable[[], AbstractAsyncContextManager[JobRepository]]
 """Opens a repository in a new transaction that commits when the block succeeds."""
 
-OnApplied = Callable[[Applied], None]
-"""Called after a transaction commits, to wake the outbox relay and the webhook dispatcher."""
-
 E = TypeVar("E", bound=Event)
 
 
@@ -53,10 +50,9 @@ def build_consumer(
     retry: RetryPolicy,
     prefetch: int,
     transactions: Transactions,
-    on_applied: OnApplied,
 ) -> Consumer:
     """The consumer of `<namespace>.aggregator`; each job event is applied in one transaction, then acked."""
-    routes = job_event_routes(transactions, on_applied)
+    routes = job_event_routes(transactions)
     return Consumer(
         connection=connection,
         publisher=publisher,
@@ -69,11 +65,11 @@ def build_consumer(
     )
 
 
-def job_event_routes(transactions: Transactions, on_applied: OnApplied) -> Routes:
+def job_event_routes(transactions: Transactions) -> Routes:
     """Each consumed event type and the handler that applies it; the queue's bindings derive from them."""
 
     def applying(handler: Callable[[E, Dependencies], Awaitable[Applied]]) -> Callable[[E], Awaitable[Sequence[Event]]]:
-        return _in_transaction(handler, transactions, on_applied)
+        return _in_transaction(handler, transactions)
 
     return dict(
         [
@@ -90,7 +86,6 @@ def job_event_routes(transactions: Transactions, on_applied: OnApplied) -> Route
 def _in_transaction(
     handler: Callable[[E, Dependencies], Awaitable[Applied]],
     transactions: Transactions,
-    on_applied: OnApplied,
 ) -> Callable[[E], Awaitable[Sequence[Event]]]:
     async def handle(event: E) -> Sequence[Event]:
         traceparent = current_trace_context().get("traceparent")
@@ -104,8 +99,8 @@ def _in_transaction(
             metrics.JOBS_FINISHED.labels(applied.finished).inc()
         if applied.batch_finished is not None:
             log.info("batch finished", extra={"job_id": str(event.job_id), "state": applied.batch_finished})
-        on_applied(applied)
-        # Terminal events were committed to the outbox with the state; publishing them here could lose them.
+        # Terminal events were committed to the outbox with the state, and the commit handed them to the relay;
+        # publishing them here could lose them.
         return ()
 
     return handle

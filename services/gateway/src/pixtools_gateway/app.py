@@ -39,14 +39,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         notifications = JobNotifications(settings.database_url)
         await notifications.start()
         resources.push_async_callback(notifications.stop)
-        relay = None
         if settings.relay_enabled:
+            # It publishes what each request's transaction staged as the transaction commits.
             relay = OutboxRelay(sessions, messages.publisher, poll_s=settings.relay_poll_s)
             relay.start()
             resources.push_async_callback(relay.stop)
         app.state.broker = messages.connection
         reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.resources = Resources(settings, sessions, reader, blobs, notifications, relay)
+        app.state.resources = Resources(settings, sessions, reader, blobs, notifications)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -57,7 +57,7 @@ async def read_dead_letters(
 async def replay(selection: DeadLetterSelection, shared: Shared) -> ReplayResult:
     """Send one dead letter (by message id) or all of them back to their work queue, then remove them."""
     async with _broker(shared.settings) as broker:
-        return await replay_dead_letters(broker, shared.sessions, selection, shared.dispatch)
+        return await replay_dead_letters(broker, shared.sessions, selection)
 
 
 @router.delete("/dead-letters", response_model=DiscardResult, summary="Discard dead letters")

@@ -77,7 +77,6 @@ async def submit_batch(
         ),
     )
     batch = created.batch
-    shared.dispatch(created.events)
     with log_context(batch_id=str(batch.id), correlation_id=batch.correlation_id):
         log.info(
             "batch accepted" if created.created else "batch replayed for an idempotency key",
@@ -175,7 +174,6 @@ async def retry(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, shar
 
 
 def _controlled(batch_id: uuid.UUID, done: Controlled, request: Request, shared: Resources) -> BatchControlled:
-    shared.dispatch(done.events)
     with log_context(batch_id=str(batch_id)):
         log.info("batch controlled", extra={"state": done.state, "jobs": done.changed})
     return BatchControlled(

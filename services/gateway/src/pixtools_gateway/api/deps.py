@@ -2,15 +2,13 @@
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pixtools_contracts import Event
-from pixtools_db.outbox import OutboxRelay
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.errors import Forbidden, Unauthorized
 from pixtools_gateway.handlers.tenants import Caller, find_caller
@@ -30,13 +28,7 @@ class Resources:
     reader: AsyncEngine
     blobs: BlobStore
     notifications: JobNotifications
-    relay: OutboxRelay | None
     key_cache: dict[str, tuple[float, Caller]] = field(default_factory=dict)
-
-    def dispatch(self, events: Sequence[Event]) -> None:
-        """Publish events just committed to the outbox now, when this process runs the relay (else its sweep does)."""
-        if self.relay is not None and events:
-            self.relay.dispatch_soon(events)
 
     async def output_url(self, jobs_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
         """An output's download URL: presigned, or the gateway's download route under `jobs_url` (…/v1/jobs)."""

@@ -81,7 +81,6 @@ async def submit(
         ),
     )
     job = submitted.job
-    shared.dispatch(submitted.events)
     with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
         message = "job accepted" if submitted.created else "job replayed for an idempotency key"
         log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
@@ -183,7 +182,6 @@ async def retry(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared
 
 
 def _controlled(job_id: uuid.UUID, done: Controlled, request: Request, shared: Resources) -> JobControlled:
-    shared.dispatch(done.events)
     with log_context(job_id=str(job_id)):
         log.info("job controlled", extra={"state": done.state, "changed": done.changed})
     return JobControlled(

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pixtools_contracts import Event, SourceRequested, StepRequested
+from pixtools_contracts import SourceRequested, StepRequested
 from pixtools_db.outbox import add_events
 from pixtools_gateway.adapters.admin_broker import AdminBroker
 from pixtools_gateway.admin_models import (
@@ -56,7 +56,6 @@ async def replay_dead_letters(
     broker: AdminBroker,
     sessions: async_sessionmaker[AsyncSession],
     selection: DeadLetterSelection,
-    dispatch: Callable[[Sequence[Event]], None],
 ) -> ReplayResult:
     """Send the selected dead letters back to their work queue, then remove them.
 
@@ -84,7 +83,6 @@ async def replay_dead_letters(
                         skipped += 1
                         return False
                     add_events(session, [command])
-                dispatch([command])
             else:
                 dead = describe(message, service, broker.topology.dead_letter_queue(service))
                 try:
