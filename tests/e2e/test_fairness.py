@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from pixtools_gateway.responses import TERMINAL_STATES
+from pixtools_contracts import JOB_TERMINAL
 
 from .test_pipeline_end_to_end import photo
 
@@ -27,7 +27,7 @@ def single_job_latency(client: httpx.Client, image: bytes) -> float:
     job_id = client.post("/v1/jobs", files={"file": ("p.jpg", image)}, data={"pipeline": PIPELINE}).json()["job_id"]
     while True:
         state = client.get(f"/v1/jobs/{job_id}").json()["state"]
-        if state in TERMINAL_STATES:
+        if state in JOB_TERMINAL:
             assert state == "succeeded"
             return time.perf_counter() - started
         time.sleep(0.005)

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from pixtools_gateway.responses import TERMINAL_STATES
+from pixtools_contracts import JOB_TERMINAL
 
 from .conftest import read_sse
 from .test_pipeline_end_to_end import verify_signature, wait_terminal
@@ -21,7 +21,7 @@ def wait_batch(client: httpx.Client, batch_id: str, seconds: float = 90, finishe
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         batch = client.get(f"/v1/batches/{batch_id}?limit=500").json()
-        if batch["state"] in TERMINAL_STATES and (batch["finished_at"] is not None or not finished):
+        if batch["state"] in JOB_TERMINAL and (batch["finished_at"] is not None or not finished):
             return batch
         time.sleep(0.2)
     raise AssertionError(f"batch {batch_id} not terminal in {seconds}s: {batch['state']} {batch['totals']}")

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from pixtools_contracts import JOB_TERMINAL
 from pixtools_devstack.demo import EXAMPLE_PIPELINE
-from pixtools_gateway.responses import TERMINAL_STATES
 
 from .conftest import pipeline_json, read_sse
 
@@ -35,7 +35,7 @@ def wait_terminal(client: httpx.Client, job_id: str, seconds: float = 60) -> dic
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in TERMINAL_STATES:
+        if job["state"] in JOB_TERMINAL:
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} not terminal in {seconds}s: {job}")
