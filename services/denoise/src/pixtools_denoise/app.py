@@ -54,6 +54,7 @@ def main() -> None:
         precision=settings.precision,
         tile_size=settings.tile_size,
         max_batch=settings.max_batch,
+        max_tiles=settings.max_tiles,
         max_wait_s=settings.max_wait_s,
     )
     try:

@@ -21,3 +21,9 @@ class UnsupportedImage(DenoiseError):
     """The image's shape or pixel type cannot be denoised; retrying will not help."""
 
     code = "image.unsupported"
+
+
+class TooManyTiles(UnsupportedImage):
+    """The image needs more tiles than one step may run (`PIXTOOLS_MAX_TILES`); retrying will not help."""
+
+    code = "image.too_many_tiles"

@@ -28,6 +28,7 @@ class InferenceConfig:
     tile_size: int = 512
     margin: int = 20
     max_batch: int | None = None  # tiles per forward pass; None: 2 on CPU, 32 on CUDA
+    max_tiles: int = 400  # tiles one image may need; a 50 MP image needs at most about 256 of 512 px
     max_wait_s: float = 0.005
     threads: int | None = None  # CPU intra-op threads; None: the cores this process may use
 
@@ -35,6 +36,8 @@ class InferenceConfig:
         check_tiling(tile_size=self.tile_size, margin=self.margin)
         if self.precision not in (None, "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.max_tiles < 1:
+            raise ValueError(f"max_tiles must be at least 1, got {self.max_tiles}")
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
 
@@ -111,16 +114,17 @@ class TileRunner:
         torch.cuda.synchronize(self._device)
 
     def run(self, jobs: list[TileJob]) -> list[None]:
-        """Denoise every job's tile into its target; one forward pass per pixel type present in the batch."""
-        for dtype in dict.fromkeys(job.source.dtype for job in jobs):
-            self._run_same_type([job for job in jobs if job.source.dtype == dtype])
+        """Denoise every job's tile into its target; one forward pass per pixel type and window shape in the batch."""
+        for dtype, window in dict.fromkeys((job.source.dtype, job.tile.window) for job in jobs):
+            self._run_same_shape([job for job in jobs if job.source.dtype == dtype and job.tile.window == window])
         return [None] * len(jobs)
 
-    def _run_same_type(self, jobs: list[TileJob]) -> None:
+    def _run_same_shape(self, jobs: list[TileJob]) -> None:
         jobs = sorted(jobs, key=lambda job: not job.tile.padded)  # padded first: the mask then covers a prefix
         scale = SCALES[jobs[0].source.dtype]
         count = len(jobs)
-        staged_in, staged_out = self._staging_for(torch.uint8 if jobs[0].source.dtype == np.uint8 else torch.float32)
+        dtype = torch.uint8 if jobs[0].source.dtype == np.uint8 else torch.float32
+        staged_in, staged_out = self._staging_for(dtype, jobs[0].tile.window, count)
         for slot, job in zip(staged_in.numpy(), jobs, strict=False):
             _stage(job, slot)
         with torch.inference_mode(), self._autocast():
@@ -144,16 +148,24 @@ class TileRunner:
         padded = [job.tile for job in jobs if job.tile.padded]
         if not padded:
             return None
-        size = self._config.tile_size
-        valid = torch.zeros(len(padded), 1, size, size, device=self._device)
+        valid = torch.zeros(len(padded), 1, *padded[0].window, device=self._device)
         for index, tile in enumerate(padded):
             valid[index, :, : tile.height, : tile.width] = 1.0
         return valid
 
-    def _staging_for(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Host buffers for one batch in and out, allocated once; pinned on CUDA so copies run asynchronously."""
+    def _staging_for(
+        self, dtype: torch.dtype, window: tuple[int, int], count: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Host buffers for one batch in and out; pinned on CUDA so copies run asynchronously.
+
+        Square tiles' buffers are allocated once and reused. A thin image's strip windows have shapes of their
+        own, so theirs are allocated for the batch at hand (and pinned neither: they are rare).
+        """
+        size = self._config.tile_size
+        if window != (size, size):
+            shape = (count, *window, 3)
+            return torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype)
         if dtype not in self._staging:
-            size = self._config.tile_size
             shape = (self._config.resolved_max_batch, size, size, 3)
             pin = self._config.on_cuda
             self._staging[dtype] = (
@@ -169,7 +181,7 @@ class TileRunner:
 
 
 def _stage(job: TileJob, slot: np.ndarray) -> None:
-    """Copy a tile's colour pixels into a (size, size, 3) slot, greyscale replicated, padding zeroed."""
+    """Copy a tile's colour pixels into its window-shaped slot, greyscale replicated, padding zeroed."""
     tile = job.tile
     if tile.padded:
         slot[...] = 0

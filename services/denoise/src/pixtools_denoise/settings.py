@@ -19,6 +19,9 @@ class DenoiseSettings(CommonSettings):
     precision: Literal["fp32", "bf16", "fp16"] | None = Field(default=None, description="Default: fp16 on CUDA.")
     tile_size: int = Field(default=512, ge=64, description="Tile edge in pixels.")
     max_batch: int | None = Field(default=None, ge=1, description="Tiles per forward pass (default 2 CPU, 32 GPU).")
+    max_tiles: int = Field(
+        default=400, ge=1, description="Most tiles one image may need; more fails the step as image.too_many_tiles."
+    )
     max_wait_s: float = Field(default=0.005, ge=0, description="Longest a tile waits for a fuller batch.")
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest decoded image accepted, in pixels.")
     output_quality: int = Field(default=95, ge=1, le=100, description="Quality when the output family is lossy.")

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from pixtools_denoise import InferenceConfig, TorchDenoiser, UnsupportedImage
+from pixtools_denoise.errors import TooManyTiles
 from pixtools_denoise.model_files import Weights
 
 WholeFrame = Callable[[np.ndarray], np.ndarray]
@@ -29,6 +30,8 @@ def expected_integers(whole_frame: WholeFrame, image: np.ndarray, scale: float) 
         (333, 517, 192),  # odd size, several tiles along both axes
         (50, 70, 128),  # smaller than one tile
         (100, 300, 128),  # shorter than one tile along one axis only
+        (2, 9000, 64),  # a strip: windows of about 2 x 2048, not padded tiles
+        (700, 3, 64),  # a column: one window of its own shape
     ],
 )
 async def test_tiled_fp32_output_equals_whole_frame_output(
@@ -134,3 +137,11 @@ def test_denoiser_exposes_model_id_and_weights_hash(weights: Weights) -> None:
     assert denoiser.model_id == "dncnn_color_blind"
     assert denoiser.weights_sha256 == weights.sha256
     assert len(weights.sha256) == 64
+
+
+async def test_an_image_needing_more_tiles_than_allowed_is_refused_before_any_work(weights: Weights) -> None:
+    image = random_image(200, 200)
+    async with TorchDenoiser(weights, InferenceConfig(tile_size=64, max_tiles=4)) as denoiser:
+        with pytest.raises(TooManyTiles, match="needs 49 tiles of 64 px; a step may run at most 4") as refused:
+            await denoiser.denoise(image)
+    assert refused.value.code == "image.too_many_tiles"

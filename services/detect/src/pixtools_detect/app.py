@@ -54,6 +54,7 @@ def main() -> None:
             device=settings.device,
             batch_size=settings.batch_size,
             max_wait_s=settings.max_wait_s,
+            max_slices=settings.max_slices,
         )
     except DetectError as error:
         sys.exit(f"pixtools-detect: {error}")

@@ -21,3 +21,9 @@ class UnknownClassNames(DetectError):
 
 class ModelDownloadFailed(DetectError):
     """An official model file could not be downloaded."""
+
+
+class TooManySlices(DetectError):
+    """The image needs more slices than one step may run (`PIXTOOLS_MAX_SLICES`); retrying will not help."""
+
+    code = "image.too_many_tiles"

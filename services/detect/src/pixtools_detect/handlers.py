@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from pixtools_contracts import DetectParams, DetectStep, Event, ObjectsDetected, StepOutput, StepRequested, envelope_of
-from pixtools_detect.errors import UnknownClassNames
+from pixtools_detect.errors import TooManySlices, UnknownClassNames
 from pixtools_detect.overlay import draw_overlay
 from pixtools_detect.results import DetectionResult
 from pixtools_imaging import ImageError, encode, load
@@ -74,7 +74,12 @@ async def run_detect(request: StepRequested, deps: Dependencies) -> list[Event]:
         return steps.Produced(image=request.input, outputs=outputs, result=result.to_json(), events=[detected])
 
     return await steps.run_step(
-        request, deps, producer=PRODUCER, analyse=analyse, produce=produce, rejects=(ImageError, UnknownClassNames)
+        request,
+        deps,
+        producer=PRODUCER,
+        analyse=analyse,
+        produce=produce,
+        rejects=(ImageError, UnknownClassNames, TooManySlices),
     )
 
 

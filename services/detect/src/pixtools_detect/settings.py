@@ -20,5 +20,8 @@ class DetectSettings(CommonSettings):
     device: Literal["cpu", "cuda"] | None = Field(default=None, description="Default: cuda when present.")
     batch_size: int = Field(default=8, ge=1, description="Slices per forward pass (8 on CPU, 64 on a GPU).")
     max_wait_s: float = Field(default=0.005, ge=0, description="Longest a slice waits for a fuller batch.")
+    max_slices: int = Field(
+        default=600, ge=1, description="Most slices one image may need; more fails the step as image.too_many_tiles."
+    )
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest decoded image accepted, in pixels.")
     overlay_quality: int = Field(default=85, ge=1, le=100, description="JPEG quality of overlay images.")

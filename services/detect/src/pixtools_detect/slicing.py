@@ -1,4 +1,8 @@
-"""Where the slices of an image go (SAHI style): overlapping windows that cover it, plus the whole frame."""
+"""Where the slices of an image go (SAHI style): overlapping windows that cover it, plus the whole frame.
+
+Every window costs one forward pass, whatever its size, so a thin image (shorter than half a slice) is cut
+into fewer, longer windows holding about one slice's pixels each: a 1 x 60000 strip is one pass, not 180.
+"""
 
 from dataclasses import dataclass
 from typing import Literal
@@ -51,7 +55,20 @@ def plan_windows(width: int, height: int, sahi: SahiParams | Literal[False]) -> 
     whole = Window(0, 0, width, height)
     if sahi is False or (width <= sahi.slice and height <= sahi.slice):
         return [whole]
-    windows = slice_windows(width, height, sahi.slice, sahi.overlap)
+    short = min(width, height)
+    if short < sahi.slice // 2:
+        windows = thin_windows(width, height, sahi.slice * sahi.slice // short, sahi.overlap)
+        if windows == [whole]:
+            return windows
+    else:
+        windows = slice_windows(width, height, sahi.slice, sahi.overlap)
     if sahi.full_image:
         windows.append(whole)
     return windows
+
+
+def thin_windows(width: int, height: int, longest: int, overlap: float) -> list[Window]:
+    """Windows across the whole short side of a thin image, at most `longest` long, overlapping along its length."""
+    if width >= height:
+        return [Window(x, 0, min(x + longest, width), height) for x in slice_starts(width, longest, overlap)]
+    return [Window(0, y, width, min(y + longest, height)) for y in slice_starts(height, longest, overlap)]

@@ -60,3 +60,19 @@ def test_a_strip_wider_than_a_slice_is_sliced_along_its_length_only() -> None:
     assert {window.y0 for window in windows} == {0}
     assert {window.height for window in windows} == {300}
     assert len(windows) == 3
+
+
+@pytest.mark.parametrize(("width", "height"), [(60000, 1), (1, 60000), (60000, 100), (150, 9000)])
+def test_a_thin_image_is_covered_by_long_windows_of_about_one_slice_of_pixels(width: int, height: int) -> None:
+    windows = plan_windows(width, height, SahiParams(full_image=False))
+    covered = np.zeros((height, width), dtype=bool)
+    for window in windows:
+        assert window.width * window.height <= 416 * 416
+        assert min(window.width, window.height) == min(width, height)
+        covered[window.y0 : window.y1, window.x0 : window.x1] = True
+    assert covered.all()
+    assert len(windows) <= 1.3 * width * height / (416 * 416) + 1
+
+
+def test_a_strip_holding_less_than_a_slice_of_pixels_is_one_whole_frame_pass() -> None:
+    assert plan_windows(60000, 1, SahiParams()) == [Window(0, 0, 60000, 1)]

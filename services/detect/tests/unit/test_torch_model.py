@@ -9,6 +9,7 @@ import torch
 
 from pixtools_contracts import DetectParams, SahiParams
 from pixtools_detect import DetectionResult, TorchDetector, UnknownClassNames
+from pixtools_detect.errors import TooManySlices
 from pixtools_detect.inference import BatchInference, Tile
 from pixtools_detect.slicing import Window
 
@@ -40,6 +41,22 @@ async def test_direct_path_is_one_forward_pass_even_on_a_large_image(detector: T
     large = np.zeros((1200, 1800, 3), dtype=np.uint8)
     assert (await detector.detect(large, DetectParams(sahi=False))).slices == 1
     assert (await detector.detect(large, DetectParams())).slices == 4 * 6 + 1
+
+
+async def test_a_thin_strip_costs_passes_for_its_own_pixels_not_a_slice_per_step(detector: TorchDetector) -> None:
+    assert (await detector.detect(np.zeros((1, 60000, 3), dtype=np.uint8), DetectParams())).slices == 1
+    assert (await detector.detect(np.zeros((60000, 1, 3), dtype=np.uint8), DetectParams())).slices == 1
+    # A window of 100 rows holds a 416 px slice's pixels in 1730 columns; stepping 1384 (20% overlap), 60000 columns
+    # take 44 windows, plus the whole frame, where 416 px square slices would take 180.
+    assert (await detector.detect(np.zeros((100, 60000, 3), dtype=np.uint8), DetectParams())).slices == 44 + 1
+
+
+async def test_an_image_needing_more_slices_than_allowed_is_refused_before_any_pass(network) -> None:
+    detector = TorchDetector(network, device="cpu", max_slices=10)
+    async with detector:
+        with pytest.raises(TooManySlices, match="needs 55 slices") as refused:
+            await detector.detect(np.zeros((2000, 3000, 3), dtype=np.uint8), DetectParams())
+    assert refused.value.code == "image.too_many_tiles"
 
 
 async def test_image_no_larger_than_a_slice_skips_slicing(detector: TorchDetector, people_image) -> None:

@@ -7,7 +7,7 @@ from typing import Self
 
 import numpy as np
 
-from pixtools_denoise.errors import UnsupportedImage
+from pixtools_denoise.errors import TooManyTiles, UnsupportedImage
 from pixtools_denoise.model_files import Weights, build_model, load_weights
 from pixtools_denoise.runner import SCALES, InferenceConfig, TileJob, TileRunner
 from pixtools_denoise.tiling import plan_tiles
@@ -65,13 +65,19 @@ class TorchDenoiser:
 
         Integers are scaled to [0, 1] by their full range (255 or 65535), denoised, clamped and rounded back.
         float32 is taken as [0, 1] already and returned unclamped. Greyscale is denoised as three equal
-        channels and returned as their mean. Alpha is copied through untouched.
+        channels and returned as their mean. Alpha is copied through untouched. An image that needs more than
+        `max_tiles` tiles is refused with TooManyTiles before any work starts.
         """
         planes, colour_channels = _planes(image)
         output = np.empty_like(image)
         targets = output[..., np.newaxis] if output.ndim == 2 else output
         height, width = planes.shape[:2]
         tiles = plan_tiles(height, width, tile_size=self._config.tile_size, margin=self._config.margin)
+        if len(tiles) > self._config.max_tiles:
+            raise TooManyTiles(
+                f"a {width}x{height} image needs {len(tiles)} tiles of {self._config.tile_size} px; "
+                f"a step may run at most {self._config.max_tiles}"
+            )
         # Jobs only point into the input and output arrays: tile pixels exist just while their batch runs.
         await self._batcher.submit_many([TileJob(planes, targets, tile, colour_channels) for tile in tiles])
         return output

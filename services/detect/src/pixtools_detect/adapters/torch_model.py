@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pixtools_contracts import DetectParams
-from pixtools_detect.errors import UnknownClassNames
+from pixtools_detect.errors import TooManySlices, UnknownClassNames
 from pixtools_detect.inference import BatchInference, Tile, TileDetections
 from pixtools_detect.merge import merge_windows
 from pixtools_detect.model_files import DEFAULT_CLASSES_FILE, DEFAULT_MODEL_FILE
@@ -35,8 +35,10 @@ class TorchDetector:
         device: torch.device | str | None = None,
         batch_size: int = 8,
         max_wait_s: float = 0.005,
+        max_slices: int = 600,
     ) -> None:
         self.network = network
+        self.max_slices = max_slices
         self.device = torch.device(device) if device is not None else default_device()
         self._inference = BatchInference(network, self.device)
         self._batcher: MicroBatcher[Tile, TileDetections] = MicroBatcher(
@@ -54,10 +56,11 @@ class TorchDetector:
         device: torch.device | str | None = None,
         batch_size: int = 8,
         max_wait_s: float = 0.005,
+        max_slices: int = 600,
     ) -> "TorchDetector":
         """Load the configured model files (blocking, once at startup); raises ModelFileMissing when one is absent."""
         network = load_network(models_dir, model_file=model_file, classes_file=classes_file)
-        return cls(network, device=device, batch_size=batch_size, max_wait_s=max_wait_s)
+        return cls(network, device=device, batch_size=batch_size, max_wait_s=max_wait_s, max_slices=max_slices)
 
     @property
     def model_id(self) -> str:
@@ -104,6 +107,11 @@ class TorchDetector:
         class_ids = self.class_ids_for(params.classes)
         height, width = image.shape[:2]
         windows = plan_windows(width, height, params.sahi)
+        if len(windows) > self.max_slices:
+            raise TooManySlices(
+                f"a {width}x{height} image needs {len(windows)} slices (tiles); "
+                f"a step may run at most {self.max_slices}"
+            )
         pixels = torch.from_numpy(np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"]))
         tiles = [Tile(pixels, window, params.confidence, class_ids, params.max_detections) for window in windows]
         tile_detections = await self._batcher.submit_many(tiles)
