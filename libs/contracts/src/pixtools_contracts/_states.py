@@ -56,8 +56,9 @@ JOB_MOVES: dict[JobState, frozenset[JobState]] = {
     JobState.ACCEPTED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELLED}),
     JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_FAILED, JobState.FAILED, JobState.CANCELLED}),
     JobState.SUCCEEDED: frozenset(),
-    # A retry runs failed steps again (running), or fetches a source that never arrived (accepted).
-    JobState.PARTIALLY_FAILED: frozenset({JobState.RUNNING}),
+    # A retry runs failed steps again (running), or fetches a source that never arrived (accepted): steps can
+    # overtake their job's source.fetched, so even a partially failed job may still lack its source.
+    JobState.PARTIALLY_FAILED: frozenset({JobState.RUNNING, JobState.ACCEPTED}),
     JobState.FAILED: frozenset({JobState.RUNNING, JobState.ACCEPTED}),
     JobState.CANCELLED: frozenset(),
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 CommitHook = Callable[[list[Any]], None]
 """Called with a committed transaction's items of one topic; it runs on the event loop and must not block."""
@@ -49,5 +49,15 @@ def _run_hooks(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
+def _drop_on_rollback(session: Session) -> None:
+    # A savepoint's rollback lands here too, and drops what the whole transaction deferred: its committed
+    # events then wait for the sweep, which is slow but never publishes a row that was rolled back.
     session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_unfinished(session: Session, transaction: SessionTransaction) -> None:
+    # A session closed without commit or rollback ends its transaction here; what it deferred never committed.
+    # After a commit, `_run_hooks` has already taken the items.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)

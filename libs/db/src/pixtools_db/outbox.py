@@ -108,10 +108,12 @@ class OutboxRelay:
         self._to_mark: list[object] = []
         self._mark_wake = asyncio.Event()
         self._marker: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def dispatch_soon(self, events: Sequence[OutboxEvent]) -> None:
         """Publish events whose transaction has just committed, without waiting for the polling loop."""
-        if events:
+        # A session opened before `stop` may still commit; its rows are left to the next relay's sweep.
+        if events and not self._stopped:
             self._in_flight |= {event.event_id for event in events}
             task = asyncio.create_task(self._dispatch(list(events)))
             self._dispatching.add(task)
@@ -164,6 +166,7 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Finish immediate publishes, stop after the batch in hand; unpublished rows stay for the next relay."""
         on_commit(self._sessions, OUTBOX_TOPIC, None)
+        self._stopped = True
         if self._dispatching:
             await asyncio.gather(*self._dispatching, return_exceptions=True)
         if self._marker is not None:

@@ -106,6 +106,19 @@ async def test_a_rolled_back_event_is_never_published(relayed: Relayed) -> None:
     assert await _next_message_id(relayed.heard, timeout_s=5) == str(kept.event_id)
 
 
+async def test_a_session_closed_without_commit_hands_nothing_over_when_reused(relayed: Relayed) -> None:
+    abandoned, kept = _cancelled(), _cancelled()
+    session = relayed.sessions()
+    add_events(session, [abandoned])
+    await session.flush()
+    await session.close()
+    async with session.begin():
+        add_events(session, [kept])
+    assert await _next_message_id(relayed.heard, timeout_s=5) == str(kept.event_id)
+    assert await _next_message_id(relayed.heard, timeout_s=0.5) is None
+    assert await _published_at(relayed.sessions, abandoned.event_id) is None
+
+
 async def _stage_then_fail(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions.begin() as session:
         add_events(session, [_cancelled()])

@@ -97,10 +97,18 @@ def test_a_job_whose_fetch_failed_waits_for_its_source_again():
     assert {step.state for step in steps} == {"pending"}
 
 
-def test_a_partially_failed_job_cannot_go_back_to_waiting_for_its_source():
+def test_a_partially_failed_job_whose_source_never_arrived_may_wait_for_it_again():
     job = _job(JobState.PARTIALLY_FAILED)
-    with pytest.raises(lifecycle.IllegalMove):
-        lifecycle.await_source(job, [], at=T1)
+    lifecycle.await_source(job, [], at=T1)
+    assert job.state == "accepted"
+
+
+def test_a_succeeded_or_cancelled_job_never_waits_for_its_source_again():
+    for state in (JobState.SUCCEEDED, JobState.CANCELLED):
+        job = _job(state)
+        with pytest.raises(lifecycle.IllegalMove):
+            lifecycle.await_source(job, [], at=T1)
+        assert job.state == state
 
 
 def test_a_batch_is_cancelled_once_and_finishes_with_its_state():

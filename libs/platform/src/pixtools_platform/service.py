@@ -19,7 +19,7 @@ from pixtools_platform.broker import Publisher, Topology, connect
 from pixtools_platform.ops import Check, OpsServer
 from pixtools_platform.settings import CommonSettings
 
-__all__ = ["Broker", "Compose", "Service", "blob_store", "broker", "ops_server"]
+__all__ = ["Broker", "Compose", "Consuming", "Service", "blob_store", "broker", "ops_server"]
 
 Compose = Callable[[AsyncExitStack], Awaitable[None]]
 """Opens a service's resources in order, entering each on the stack so that it closes in reverse."""
@@ -60,6 +60,26 @@ class Service:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+class Consuming:
+    """A readiness check: ready only while consumers run, from their start until their drain begins.
+
+    The ops endpoints start before the consumers (so liveness answers during start-up and drain), and this
+    keeps `/readyz` from calling a replica ready before it takes work, or while it drains.
+    """
+
+    def __init__(self) -> None:
+        self._running = False
+
+    def mark(self, *, running: bool) -> None:
+        """Record that the consumers have started, or have begun to stop."""
+        self._running = running
+
+    async def check(self) -> None:
+        """Raise while the consumers are not taking work."""
+        if not self._running:
+            raise RuntimeError("not consuming yet, or draining")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pixtools_platform.cancellations import CancelledJobs, skip_cancelled
 from pixtools_platform.lanes import LANES, CpuPool, in_lane, lane_routing_keys, lane_service
 from pixtools_platform.ops import Check
 from pixtools_platform.routing import Routes, command_routing_keys
-from pixtools_platform.service import Broker, ops_server
+from pixtools_platform.service import Broker, Consuming, ops_server
 from pixtools_platform.settings import CommonSettings
 
 __all__ = ["CpuPool", "Stage", "consume_stage", "gave_up_hook"]
@@ -49,10 +49,11 @@ async def consume_stage(
     the messages of cancelled jobs (see `pixtools_platform.cancellations`). Closing the stack drains the
     consumers first (within `drain_seconds`), then stops following cancellations, then the ops endpoints.
     """
-    all_checks = {"broker": broker.check, "storage": blobs.check, **(checks or {})}
+    consuming = Consuming()
+    all_checks = {"broker": broker.check, "storage": blobs.check, **(checks or {}), "consumers": consuming.check}
     await resources.enter_async_context(ops_server(settings, all_checks))
     cancelled = await resources.enter_async_context(_following_cancellations(settings, broker))
-    await resources.enter_async_context(_consuming_lanes(settings, broker, stage, cancelled))
+    await resources.enter_async_context(_consuming_lanes(settings, broker, stage, cancelled, consuming))
     return cancelled
 
 
@@ -68,7 +69,7 @@ async def _following_cancellations(settings: CommonSettings, broker: Broker) -> 
 
 @contextlib.asynccontextmanager
 async def _consuming_lanes(
-    settings: CommonSettings, broker: Broker, stage: Stage, cancelled: CancelledJobs
+    settings: CommonSettings, broker: Broker, stage: Stage, cancelled: CancelledJobs, consuming: Consuming
 ) -> AsyncIterator[None]:
     routes = {kind: skip_cancelled(handler, cancelled, stage.service) for kind, handler in stage.routes.items()}
     consumers: list[Consumer] = []
@@ -88,8 +89,10 @@ async def _consuming_lanes(
             )
             await consumer.start()
             consumers.append(consumer)
+        consuming.mark(running=True)
         yield
     finally:
+        consuming.mark(running=False)
         await asyncio.gather(*(consumer.stop(settings.drain_seconds) for consumer in consumers))
 
 

@@ -24,7 +24,7 @@ from pixtools_platform.logs import configure_logging
 from pixtools_platform.netguard import AddressPolicy
 from pixtools_platform.ops import Check
 from pixtools_platform.runtime import run
-from pixtools_platform.service import Service, blob_store, broker, ops_server
+from pixtools_platform.service import Consuming, Service, blob_store, broker, ops_server
 from pixtools_platform.telemetry import configure_tracing
 
 
@@ -41,7 +41,12 @@ def create_app(settings: AggregatorSettings) -> Service:
         sessions = session_factory(engine)
         messages = await resources.enter_async_context(broker(settings, f"pixtools-{SERVICE}"))
         blobs = await resources.enter_async_context(blob_store(settings))
-        checks: dict[str, Check] = {"database": functools.partial(_check_database, engine), "broker": messages.check}
+        consuming = Consuming()
+        checks: dict[str, Check] = {
+            "database": functools.partial(_check_database, engine),
+            "broker": messages.check,
+            "consumer": consuming.check,
+        }
         await resources.enter_async_context(ops_server(settings, checks))
         sender = HttpxWebhookSender(
             policy=AddressPolicy.parse(settings.webhook_allow_cidrs, ports=None), timeout_s=settings.webhook_timeout_s
@@ -67,6 +72,8 @@ def create_app(settings: AggregatorSettings) -> Service:
         )
         await consumer.start()
         resources.push_async_callback(consumer.stop, settings.drain_seconds)
+        consuming.mark(running=True)
+        resources.callback(consuming.mark, running=False)
         cleaner = retention_cleaner(settings, sessions, blobs)
         cleaner.start()
         resources.push_async_callback(cleaner.stop)

@@ -29,7 +29,7 @@ async def test_readiness_reports_database_and_broker_and_metrics_are_served(star
         ready = await client.get("/readyz")
         metrics = await client.get("/metrics")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "consumer": "ok"}
     assert "pixtools_webhook_attempts_total" in metrics.text
 
 

@@ -176,6 +176,29 @@ async def test_retry_of_a_failed_fetch_fetches_again(api, tenant_key, db):
     assert types == ["source.requested.v1", "source.requested.v1"]
 
 
+async def test_retry_of_a_partially_failed_job_whose_source_never_arrived_fetches_again(api, tenant_key, db):
+    """Steps can overtake their job's source.fetched: such a job ends partially failed with no stored original."""
+    submitted = await api.client.post(
+        "/v1/jobs",
+        json={"source_url": "https://i.example/late.jpg", "pipeline": RESIZE_THEN_PNG},
+        headers=api.as_tenant(tenant_key),
+    )
+    job_id = uuid.UUID(submitted.json()["job_id"])
+    async with db.begin() as session:
+        await session.execute(update(Step).where(Step.job_id == job_id, Step.step_id == "0").values(state="succeeded"))
+        await session.execute(
+            update(Step).where(Step.job_id == job_id, Step.step_id == "1").values(state="failed", error_code="x")
+        )
+        await session.execute(update(Job).where(Job.id == job_id).values(state="partially_failed"))
+    response = await api.client.post(f"/v1/jobs/{job_id}/retry", headers=api.as_tenant(tenant_key))
+    assert response.status_code == 202, response.text
+    view = (await api.client.get(f"/v1/jobs/{job_id}", headers=api.as_tenant(tenant_key))).json()
+    assert view["state"] == "accepted"
+    assert [step["state"] for step in view["steps"]] == ["succeeded", "pending"]
+    types = [event.type for event in await outbox_events(db, [job_id])]
+    assert types == ["source.requested.v1", "source.requested.v1"]
+
+
 async def test_batch_retry_retries_only_failed_children_and_reopens_the_batch(api, tenant_key, db):
     urls = [f"https://j.example/{index}.jpg" for index in range(3)]
     batch_id = uuid.UUID((await submit_url_batch(api, tenant_key, urls)).json()["batch_id"])
