@@ -6,9 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An asyncpg engine; connections broken by a database restart are invalidated and replaced on error.
 
-    No pre-ping: it costs a round trip on every checkout, which the read API cannot afford.
+    No pre-ping: it costs a round trip on every checkout, which the read API cannot afford. Errors never
+    show statement parameters: they can hold secrets (webhook signing secrets, key hashes).
     """
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

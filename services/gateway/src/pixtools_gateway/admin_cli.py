@@ -1,11 +1,30 @@
-"""`pixtools-admin`: migrations, tenants and keys from the command line."""
+"""`pixtools-admin`: migrations, tenants and keys from the command line.
+
+Bad input and an unreachable database get one line on stderr and exit status 2, never a traceback: a
+traceback of a failed INSERT would carry its parameters, and a tenant's parameters include its webhook
+secret. The only secret ever printed is the key a create command was asked for, as the last line.
+"""
 
 import argparse
 import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from pixtools_db import create_engine, session_factory, upgrade
 from pixtools_gateway.handlers.tenants import add_api_key, create_tenant, ensure_dev_tenant
 from pixtools_gateway.settings import GatewaySettings
+
+EXIT_BAD_INPUT = 2
+Command = Callable[[], Coroutine[Any, Any, str] | str]
+"""One admin command: a coroutine to run, or (migrations, which run their own loop) a plain call."""
+
+
+class AdminError(Exception):
+    """A command could not do what it was asked; the message is the one line the operator sees."""
 
 
 async def _create_tenant(settings: GatewaySettings, name: str) -> str:
@@ -16,6 +35,8 @@ async def _create_tenant(settings: GatewaySettings, name: str) -> str:
         print(f"tenant {tenant.name} created with id {tenant.id}")
         print("API key (shown once):")
         return key
+    except IntegrityError as error:
+        raise AdminError(f"a tenant named {name!r} already exists; choose another name") from error
     finally:
         await engine.dispose()
 
@@ -41,6 +62,29 @@ async def _seed_dev(settings: GatewaySettings) -> str:
         await engine.dispose()
 
 
+def _migrate(settings: GatewaySettings) -> str:
+    upgrade(settings.database_url)
+    return "database is at the latest migration"
+
+
+def _where(database_url: str) -> str:
+    """The database's host, port and name, never its credentials."""
+    url = make_url(database_url)
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def _run(command: Command, settings: GatewaySettings) -> str:
+    """Run a command; database trouble and refused input become an AdminError with one readable line."""
+    try:
+        result = command()
+        return asyncio.run(result) if not isinstance(result, str) else result
+    except AdminError:
+        raise
+    except (OperationalError, InterfaceError, OSError) as error:
+        reason = type(getattr(error, "orig", None) or error).__name__
+        raise AdminError(f"cannot reach the database at {_where(settings.database_url)} ({reason})") from error
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run one admin command; a created key is the last line printed."""
     parser = argparse.ArgumentParser(prog="pixtools-admin", description="PixTools administration.")
@@ -52,14 +96,19 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("seed-dev", help="create the local development tenant with PIXTOOLS_DEV_API_KEY")
     args = parser.parse_args(argv)
     settings = GatewaySettings()
-    if args.command == "migrate":
-        upgrade(settings.database_url)
-        print("database is at the latest migration")
-    elif args.command == "create-tenant":
-        print(asyncio.run(_create_tenant(settings, args.name)))
-    elif args.command == "create-admin-key":
-        print(asyncio.run(_create_admin_key(settings)))
-    elif args.command == "seed-dev":
-        if settings.env == "production":
-            parser.error("seed-dev is for local stacks only")
-        print(asyncio.run(_seed_dev(settings)))
+    if args.command == "seed-dev" and settings.env == "production":
+        parser.error("seed-dev is for local stacks only")
+    name = getattr(args, "name", "")
+    if args.command == "create-tenant" and not 0 < len(name.strip()) <= 200:
+        parser.error("a tenant name is 1 to 200 characters")
+    commands_by_name: dict[str, Command] = {
+        "migrate": lambda: _migrate(settings),
+        "create-tenant": lambda: _create_tenant(settings, name),
+        "create-admin-key": lambda: _create_admin_key(settings),
+        "seed-dev": lambda: _seed_dev(settings),
+    }
+    try:
+        print(_run(commands_by_name[args.command], settings))
+    except AdminError as error:
+        print(f"pixtools-admin: {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
