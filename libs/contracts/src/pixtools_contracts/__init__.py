@@ -89,9 +89,10 @@ from pixtools_contracts._states import (
     job_may_move,
     step_may_advance,
 )
-from pixtools_contracts._topology import EVENTS_EXCHANGE
+from pixtools_contracts._topology import DEFAULT_NAMESPACE, EVENTS_EXCHANGE, events_exchange, example_queue
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "EVENTS_EXCHANGE",
     "EVENT_TYPES",
     "JOB_MOVES",
@@ -159,6 +160,8 @@ __all__ = [
     "check_limits",
     "descendants",
     "envelope_of",
+    "events_exchange",
+    "example_queue",
     "finished_state",
     "first_steps",
     "flatten",

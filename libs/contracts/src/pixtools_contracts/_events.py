@@ -191,6 +191,24 @@ class JobOutput(Contract):
     sha256: str = Field(description="Hex SHA-256.")
     width: int | None = Field(default=None, description="Pixel width, for images.")
     height: int | None = Field(default=None, description="Pixel height, for images.")
+    output_id: UUID | None = Field(
+        default=None, description="The output's id at the gateway; with job_id it names the download path."
+    )
+    download_path: str | None = Field(
+        default=None,
+        description=(
+            "Gateway path that streams the output to a caller of the owning tenant, relative to the gateway's "
+            "base URL: '/v1/jobs/{job_id}/outputs/{output_id}'."
+        ),
+    )
+    url: str | None = Field(
+        default=None,
+        description=(
+            "A signed link that fetches the output without credentials until url_expires_at; set only when the "
+            "deployment's blob store can sign links (S3), absent with the local store."
+        ),
+    )
+    url_expires_at: datetime | None = Field(default=None, description="When the signed url stops working (UTC).")
 
 
 class StepError(Contract):
