@@ -95,7 +95,7 @@ def _job_output(output: Output, link: SignedLink | None) -> JobOutput:
         width=output.width,
         height=output.height,
         output_id=output.id,
-        download_path=download_path(output.job_id, output.id),
+        download_path=download_path(output.job_id, output.id) if output.id is not None else None,
         url=link.url if link else None,
         url_expires_at=link.expires_at if link else None,
     )
