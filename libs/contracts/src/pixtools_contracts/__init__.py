@@ -3,7 +3,6 @@
 from pixtools_contracts._asyncapi import asyncapi_document
 from pixtools_contracts._batches import BatchFinished, BatchTotals
 from pixtools_contracts._events import (
-    EVENT_TYPES,
     DetectedObject,
     ErrorInfo,
     Event,
@@ -24,8 +23,6 @@ from pixtools_contracts._events import (
     StepOutput,
     StepRequested,
     StepStarted,
-    UnknownEventType,
-    parse_event,
 )
 from pixtools_contracts._operations import (
     OPERATIONS,
@@ -62,6 +59,7 @@ from pixtools_contracts._pipeline import (
     plan,
     resume_at,
 )
+from pixtools_contracts._registry import EVENT_TYPES, UnknownEventType, parse_event
 from pixtools_contracts._slip import (
     envelope_of,
     next_requests,

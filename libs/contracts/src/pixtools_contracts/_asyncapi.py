@@ -6,9 +6,9 @@ from urllib.parse import unquote, urlsplit
 from pydantic.json_schema import models_json_schema
 
 from pixtools_contracts._asyncapi_text import AMQP_PROPERTIES, SUMMARIES, description
-from pixtools_contracts._events import EVENT_TYPES
 from pixtools_contracts._examples import example_payloads
 from pixtools_contracts._operations import ServiceName
+from pixtools_contracts._registry import EVENT_TYPES
 from pixtools_contracts._topology import DEFAULT_NAMESPACE, events_exchange, example_queue
 
 DEFAULT_AMQP_URL = "amqp://localhost:5672/"

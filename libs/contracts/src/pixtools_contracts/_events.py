@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import Field, JsonValue, TypeAdapter
+from pydantic import Field, JsonValue
 
 from pixtools_contracts._base import Contract
 from pixtools_contracts._operations import ServiceName
@@ -269,38 +269,3 @@ class JobCancelled(Event):
 
     type: Literal["job.cancelled.v1"] = "job.cancelled.v1"
     reason: str = Field(default="cancelled by client", description="Why.")
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    model.model_fields["type"].default: model
-    for model in (
-        JobSubmitted,
-        StepRequested,
-        StepStarted,
-        StepCompleted,
-        StepFailed,
-        JobCompleted,
-        JobFailed,
-        JobCancelled,
-        ObjectsDetected,
-        SourceRequested,
-        SourceFetched,
-        SourceFailed,
-    )
-}
-
-
-_JSON_OBJECT = TypeAdapter(dict[str, JsonValue])
-
-
-def parse_event(body: bytes | str) -> Event:
-    """Decode a message body into its event type, by its 'type' tag."""
-    header = _JSON_OBJECT.validate_json(body)
-    event_type = header.get("type")
-    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
-        raise UnknownEventType(f"unknown event type {event_type!r}")
-    return EVENT_TYPES[event_type].model_validate(header)
-
-
-class UnknownEventType(ValueError):
-    """The message names an event type this reader does not know."""
