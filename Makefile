@@ -14,6 +14,8 @@ MODULES := $(notdir $(patsubst %/__init__.py,%,$(wildcard $(addsuffix /src/*/__i
 space := $() $()
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The real @asyncapi/parser, which a contracts test runs over the AsyncAPI document (npm ci from its lockfile).
+ASYNCAPI_CHECK := tools/asyncapi-check/node_modules/.package-lock.json
 
 .PHONY: install demo run test lint format typecheck unit integration e2e schemas bench-pipeline clean
 
@@ -24,7 +26,11 @@ $(INSTALLED): $(addsuffix /pyproject.toml,$(PACKAGES)) requirements/dev.txt
 	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(PACKAGES)) -r requirements/dev.txt
 	touch $@
 
-install: $(INSTALLED)
+$(ASYNCAPI_CHECK): tools/asyncapi-check/package.json tools/asyncapi-check/package-lock.json
+	npm ci --prefix tools/asyncapi-check --no-audit --no-fund
+	touch $@
+
+install: $(INSTALLED) $(ASYNCAPI_CHECK)
 
 demo: $(INSTALLED)
 	$(BIN)/pixtools-demo
@@ -45,10 +51,10 @@ format: $(INSTALLED)
 typecheck: $(INSTALLED)
 	MYPYPATH=$(subst $(space),:,$(addsuffix /src,$(PACKAGES))) $(BIN)/mypy $(addprefix -p ,$(MODULES))
 
-test: lint typecheck
+test: lint typecheck $(ASYNCAPI_CHECK)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-unit: $(INSTALLED)
+unit: $(INSTALLED) $(ASYNCAPI_CHECK)
 	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
 integration: $(INSTALLED)
@@ -64,4 +70,4 @@ bench-pipeline: $(INSTALLED)
 	$(BIN)/python bench/pipeline/bench_pipeline.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache tools/asyncapi-check/node_modules

@@ -26,8 +26,6 @@ def test_example_subscriber_prints_completed_jobs(stack, tenant_key, infra, name
             infra.amqp_url,
             "--asyncapi",
             f"{stack.gateway_url}/asyncapi.json",
-            "--exchange",
-            f"{namespace}.events",
             "--queue",
             queue,
             "--limit",
@@ -39,7 +37,8 @@ def test_example_subscriber_prints_completed_jobs(stack, tenant_key, infra, name
     )
     try:
         assert subscriber.stdout is not None
-        assert "listening on" in subscriber.stdout.readline()
+        # The served document names this stack's exchange: no --exchange flag is needed under a namespace.
+        assert f"<- {namespace}.events [job.completed.v1]" in subscriber.stdout.readline()
         with httpx.Client(base_url=stack.gateway_url, headers={"X-API-Key": tenant_key}, timeout=30) as client:
             job_id = client.post(
                 "/v1/jobs", files={"file": ("p.jpg", photo())}, data={"pipeline": pipeline_json([{"op": "metadata"}])}

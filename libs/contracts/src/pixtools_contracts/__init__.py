@@ -3,7 +3,6 @@
 from pixtools_contracts._asyncapi import asyncapi_document
 from pixtools_contracts._batches import BatchFinished, BatchTotals
 from pixtools_contracts._events import (
-    EVENT_TYPES,
     DetectedObject,
     ErrorInfo,
     Event,
@@ -24,8 +23,6 @@ from pixtools_contracts._events import (
     StepOutput,
     StepRequested,
     StepStarted,
-    UnknownEventType,
-    parse_event,
 )
 from pixtools_contracts._operations import (
     OPERATIONS,
@@ -62,6 +59,7 @@ from pixtools_contracts._pipeline import (
     plan,
     resume_at,
 )
+from pixtools_contracts._registry import EVENT_TYPES, UnknownEventType, parse_event
 from pixtools_contracts._slip import (
     envelope_of,
     next_requests,
@@ -89,9 +87,10 @@ from pixtools_contracts._states import (
     job_may_move,
     step_may_advance,
 )
-from pixtools_contracts._topology import EVENTS_EXCHANGE
+from pixtools_contracts._topology import DEFAULT_NAMESPACE, EVENTS_EXCHANGE, events_exchange, example_queue
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "EVENTS_EXCHANGE",
     "EVENT_TYPES",
     "JOB_MOVES",
@@ -159,6 +158,8 @@ __all__ = [
     "check_limits",
     "descendants",
     "envelope_of",
+    "events_exchange",
+    "example_queue",
     "finished_state",
     "first_steps",
     "flatten",

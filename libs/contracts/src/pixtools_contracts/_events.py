@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import Field, JsonValue, TypeAdapter
+from pydantic import Field, JsonValue
 
 from pixtools_contracts._base import Contract
 from pixtools_contracts._operations import ServiceName
@@ -191,6 +191,24 @@ class JobOutput(Contract):
     sha256: str = Field(description="Hex SHA-256.")
     width: int | None = Field(default=None, description="Pixel width, for images.")
     height: int | None = Field(default=None, description="Pixel height, for images.")
+    output_id: UUID | None = Field(
+        default=None, description="The output's id at the gateway; with job_id it names the download path."
+    )
+    download_path: str | None = Field(
+        default=None,
+        description=(
+            "Gateway path that streams the output to a caller of the owning tenant, relative to the gateway's "
+            "base URL: '/v1/jobs/{job_id}/outputs/{output_id}'."
+        ),
+    )
+    url: str | None = Field(
+        default=None,
+        description=(
+            "A signed link that fetches the output without credentials until url_expires_at; set only when the "
+            "deployment's blob store can sign links (S3), absent with the local store."
+        ),
+    )
+    url_expires_at: datetime | None = Field(default=None, description="When the signed url stops working (UTC).")
 
 
 class StepError(Contract):
@@ -251,38 +269,3 @@ class JobCancelled(Event):
 
     type: Literal["job.cancelled.v1"] = "job.cancelled.v1"
     reason: str = Field(default="cancelled by client", description="Why.")
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    model.model_fields["type"].default: model
-    for model in (
-        JobSubmitted,
-        StepRequested,
-        StepStarted,
-        StepCompleted,
-        StepFailed,
-        JobCompleted,
-        JobFailed,
-        JobCancelled,
-        ObjectsDetected,
-        SourceRequested,
-        SourceFetched,
-        SourceFailed,
-    )
-}
-
-
-_JSON_OBJECT = TypeAdapter(dict[str, JsonValue])
-
-
-def parse_event(body: bytes | str) -> Event:
-    """Decode a message body into its event type, by its 'type' tag."""
-    header = _JSON_OBJECT.validate_json(body)
-    event_type = header.get("type")
-    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
-        raise UnknownEventType(f"unknown event type {event_type!r}")
-    return EVENT_TYPES[event_type].model_validate(header)
-
-
-class UnknownEventType(ValueError):
-    """The message names an event type this reader does not know."""

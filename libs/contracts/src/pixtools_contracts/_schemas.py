@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pixtools_contracts._events import EVENT_TYPES
 from pixtools_contracts._pipeline import Pipeline
+from pixtools_contracts._registry import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 

@@ -1,6 +1,7 @@
 """The transactional outbox: events are written with the state that caused them, then relayed with confirms."""
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -31,6 +32,12 @@ class OutboxEvent(Protocol):
     @property
     def event_id(self) -> object: ...
 
+    @property
+    def correlation_id(self) -> str: ...
+
+    @property
+    def producer(self) -> str: ...
+
     def routing_key(self) -> str: ...
 
     def model_dump_json(self) -> str: ...
@@ -56,6 +63,17 @@ def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
         )
 
 
+def _envelope(body: bytes) -> dict[str, str]:
+    """The string fields of a stored event body: the sweep reads correlation_id and producer from it."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {key: value for key, value in decoded.items() if isinstance(value, str)}
+
+
 def _trace_headers(event: OutboxEvent) -> dict[str, str]:
     pairs = (("traceparent", event.traceparent), ("tracestate", event.tracestate))
     return {key: value for key, value in pairs if value}
@@ -65,7 +83,15 @@ class JsonPublisher(Protocol):
     """Publishes an encoded event with confirms (satisfied by pixtools_platform's Publisher)."""
 
     async def publish_json(
-        self, routing_key: str, body: bytes, *, message_id: str, message_type: str, headers: Mapping[str, str]
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+        headers: Mapping[str, str],
+        correlation_id: str | None = None,
+        app_id: str | None = None,
     ) -> None: ...
 
 
@@ -155,6 +181,8 @@ class OutboxRelay:
             message_id=str(event.event_id),
             message_type=event.type,
             headers=_trace_headers(event),
+            correlation_id=event.correlation_id,
+            app_id=event.producer,
         )
 
     def start(self) -> None:
@@ -213,12 +241,15 @@ class OutboxRelay:
         return func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
     async def _publish(self, row: Outbox) -> None:
+        envelope = _envelope(row.body)
         await self._publisher.publish_json(
             row.routing_key,
             row.body,
             message_id=str(row.event_id),
             message_type=row.event_type,
             headers={str(key): str(value) for key, value in row.headers.items()},
+            correlation_id=envelope.get("correlation_id"),
+            app_id=envelope.get("producer"),
         )
 
     async def _run(self) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixtools_aggregator.adapters.deliveries import SqlDeliveryStore
 from pixtools_aggregator.adapters.http_sender import HttpxWebhookSender
 from pixtools_aggregator.adapters.jobs import WEBHOOKS_TOPIC, job_transaction
+from pixtools_aggregator.adapters.links import BlobStoreLinks
 from pixtools_aggregator.adapters.retention import retention_lease, retention_transaction
 from pixtools_aggregator.dispatcher import WebhookDispatcher
 from pixtools_aggregator.retention import RetentionCleaner, RetentionPolicy
@@ -69,6 +70,7 @@ def create_app(settings: AggregatorSettings) -> Service:
             retry=settings.retry,
             prefetch=settings.prefetch,
             transactions=functools.partial(job_transaction, sessions),
+            links=BlobStoreLinks(blobs, expires_s=settings.presign_expiry_s),
         )
         await consumer.start()
         resources.push_async_callback(consumer.stop, settings.drain_seconds)

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pixtools_aggregator.batches import settle_batch, start_batch_job
 from pixtools_aggregator.errors import UnknownJob, UnknownStep
-from pixtools_aggregator.ports import JobRepository
-from pixtools_aggregator.terminal import terminal_event, webhook_delivery
+from pixtools_aggregator.ports import JobRepository, OutputLinks
+from pixtools_aggregator.terminal import signed_links, terminal_event, webhook_delivery
 from pixtools_contracts import (
     JOB_TERMINAL,
     EndedJobState,
@@ -33,11 +33,12 @@ StepEvent = StepStarted | StepCompleted | StepFailed
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What a handler works with: the jobs in this transaction, the time, and the trace to continue."""
+    """What a handler works with: the jobs in this transaction, the time, the trace to continue, and output links."""
 
     jobs: JobRepository
     now: datetime
     traceparent: str | None = None
+    links: OutputLinks | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ async def finish_job(
     else:
         lifecycle.finish_job(job, state, at=deps.now, error_code=error.code, error_message=error.message)
     outputs = await deps.jobs.final_outputs(job.id) if state != JobState.FAILED else []
-    event = terminal_event(job, steps, outputs, state, deps.traceparent)
+    signed = await signed_links(outputs, deps.links)
+    event = terminal_event(job, steps, outputs, state, deps.traceparent, signed=signed)
     deps.jobs.stage(event)
     if job.webhook_url:
         deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))

@@ -132,3 +132,19 @@ class WebhookSender(Protocol):
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
         """POST `body` to `url` once, never following redirects."""
         ...
+
+
+@dataclass(frozen=True)
+class SignedLink:
+    """A link that fetches a stored object without credentials, until it expires."""
+
+    url: str
+    expires_at: datetime
+
+
+class OutputLinks(Protocol):
+    """Signs links to outputs for the terminal events, where the blob store can."""
+
+    async def signed_link(self, key: str) -> SignedLink | None:
+        """A signed link to the object at `key`, or None when the store cannot sign one."""
+        ...

@@ -18,7 +18,7 @@ from pixtools_aggregator.handlers import (
     apply_step_started,
 )
 from pixtools_aggregator.job_control import apply_job_cancelled, apply_source_failed, apply_source_fetched
-from pixtools_aggregator.ports import JobRepository
+from pixtools_aggregator.ports import JobRepository, OutputLinks
 from pixtools_contracts import (
     Event,
     JobCancelled,
@@ -50,9 +50,10 @@ def build_consumer(
     retry: RetryPolicy,
     prefetch: int,
     transactions: Transactions,
+    links: OutputLinks | None = None,
 ) -> Consumer:
     """The consumer of `<namespace>.aggregator`; each job event is applied in one transaction, then acked."""
-    routes = job_event_routes(transactions)
+    routes = job_event_routes(transactions, links)
     return Consumer(
         connection=connection,
         publisher=publisher,
@@ -65,11 +66,11 @@ def build_consumer(
     )
 
 
-def job_event_routes(transactions: Transactions) -> Routes:
+def job_event_routes(transactions: Transactions, links: OutputLinks | None = None) -> Routes:
     """Each consumed event type and the handler that applies it; the queue's bindings derive from them."""
 
     def applying(handler: Callable[[E, Dependencies], Awaitable[Applied]]) -> Callable[[E], Awaitable[Sequence[Event]]]:
-        return _in_transaction(handler, transactions)
+        return _in_transaction(handler, transactions, links)
 
     return dict(
         [
@@ -86,12 +87,14 @@ def job_event_routes(transactions: Transactions) -> Routes:
 def _in_transaction(
     handler: Callable[[E, Dependencies], Awaitable[Applied]],
     transactions: Transactions,
+    links: OutputLinks | None,
 ) -> Callable[[E], Awaitable[Sequence[Event]]]:
     async def handle(event: E) -> Sequence[Event]:
         traceparent = current_trace_context().get("traceparent")
         try:
             async with transactions() as jobs:
-                applied = await handler(event, Dependencies(jobs=jobs, now=datetime.now(UTC), traceparent=traceparent))
+                deps = Dependencies(jobs=jobs, now=datetime.now(UTC), traceparent=traceparent, links=links)
+                applied = await handler(event, deps)
         except (UnknownJob, UnknownStep) as error:
             raise PermanentError(str(error)) from error
         metrics.EVENTS_APPLIED.labels(event.type, applied.outcome).inc()

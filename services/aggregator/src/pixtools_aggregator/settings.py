@@ -13,6 +13,12 @@ class AggregatorSettings(CommonSettings):
     database_url: str = "postgresql+asyncpg://postgres@localhost:5432/pixtools"
     ops_port: int = Field(default=9102, description="Port of /healthz, /readyz and /metrics; 0 disables it.")
     outbox_poll_s: float = Field(default=0.5, gt=0, description="How often the outbox relay looks for rows.")
+    presign_expiry_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long the signed output links in terminal events work (S3 signs for at most 7 days).",
+    )
     webhook_retry_schedule: FloatList = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE),
         min_length=1,

@@ -79,15 +79,25 @@ class Publisher:
             ) from error
 
     async def publish_json(
-        self, routing_key: str, body: bytes, *, message_id: str, message_type: str, headers: Mapping[str, str]
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+        headers: Mapping[str, str],
+        correlation_id: str | None = None,
+        app_id: str | None = None,
     ) -> None:
-        """Publish an already-encoded event body (the outbox relay's path)."""
+        """Publish an already-encoded event body (the outbox relay's path) with the properties `publish` sets."""
         message = aio_pika.Message(
             body,
             content_type="application/json",
             delivery_mode=DeliveryMode.PERSISTENT,
             message_id=message_id,
+            correlation_id=correlation_id,
             type=message_type,
+            app_id=app_id,
             headers=dict(headers),
         )
         await self.publish_message(routing_key, message)

@@ -1,4 +1,4 @@
-"""The AsyncAPI document, as JSON and as a readable page."""
+"""The AsyncAPI document of this deployment (its namespace and broker), as JSON and as a readable page."""
 
 import html
 import json
@@ -9,25 +9,27 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from pixtools_contracts import asyncapi_document
+from pixtools_gateway.api.deps import Shared
 
 router = APIRouter(tags=["documentation"])
 
 
 @cache
-def _document() -> dict[str, Any]:
-    return asyncapi_document()
+def _document(namespace: str, amqp_url: str) -> dict[str, Any]:
+    # The URL's credentials never reach the document: only its host, port and virtual host are read.
+    return asyncapi_document(namespace=namespace, amqp_url=amqp_url)
 
 
 @router.get("/asyncapi.json", summary="AsyncAPI document of every exchange, routing key and payload")
-async def asyncapi_json() -> dict[str, Any]:
-    """The AsyncAPI 3 document."""
-    return _document()
+async def asyncapi_json(shared: Shared) -> dict[str, Any]:
+    """The AsyncAPI 3 document of this deployment: its exchange, queues, server and security scheme."""
+    return _document(shared.settings.namespace, shared.settings.amqp_url)
 
 
 @router.get("/asyncapi", summary="AsyncAPI document as a page", response_class=HTMLResponse)
-async def asyncapi_page() -> HTMLResponse:
+async def asyncapi_page(shared: Shared) -> HTMLResponse:
     """A self-contained page listing channels and payload schemas."""
-    document = _document()
+    document = _document(shared.settings.namespace, shared.settings.amqp_url)
     sections = []
     for _address, channel in document["channels"].items():
         message = next(iter(channel["messages"]))
