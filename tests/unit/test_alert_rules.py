@@ -47,7 +47,8 @@ def test_at_least_three_alerts_have_promtool_unit_tests():
         for case in group.get("alert_rule_test", [])
         if case.get("exp_alerts")
     }
-    assert len(tested) >= 3 and tested <= {rule["alert"] for rule in _alerts()}
+    assert len(tested) >= 3
+    assert tested <= {rule["alert"] for rule in _alerts()}
 
 
 def test_prometheus_loads_the_alert_rules_and_compose_mounts_them():

@@ -178,6 +178,8 @@ async def test_every_log_line_of_a_message_carries_its_job_correlation_event_ste
     assert {"source.requested.v1", "step.requested.v1"} <= by_type
     (step,) = [line for line in lines if line["message"] == "step finished"]
     assert (step["step_id"], step["op"], step["outcome"]) == ("0", "metadata", "succeeded")
-    assert step["event_type"] == "step.requested.v1" and step["duration_s"] >= 0
+    assert step["event_type"] == "step.requested.v1"
+    assert step["duration_s"] >= 0
     handled = [line for line in lines if line["message"] == "message handled"]
-    assert {line["outcome"] for line in handled} == {"acked"} and len(handled) >= 2
+    assert {line["outcome"] for line in handled} == {"acked"}
+    assert len(handled) >= 2
