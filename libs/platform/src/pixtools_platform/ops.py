@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[object]]
 
+READY = Gauge("pixtools_ready", "1 when every readiness check passed at the last scrape or probe, else 0.")
+
 
 def ops_app(checks: Mapping[str, Check]) -> Starlette:
     """A small app: liveness, readiness over the given checks, and Prometheus metrics."""
@@ -24,15 +26,23 @@ def ops_app(checks: Mapping[str, Check]) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
-        report = dict(zip(checks, results, strict=True))
-        ready = all(result == "ok" for result in results)
+        ready, report = await _readiness(checks)
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": report}, 200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
+        # Readiness is evaluated on scrape too, so an unready worker shows in Prometheus without probes.
+        await _readiness(checks)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)])
+
+
+async def _readiness(checks: Mapping[str, Check]) -> tuple[bool, dict[str, str]]:
+    """Run every check; record the verdict in `pixtools_ready` and return it with each check's result."""
+    results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
+    ready = all(result == "ok" for result in results)
+    READY.set(1 if ready else 0)
+    return ready, dict(zip(checks, results, strict=True))
 
 
 async def _run_check(check: Check) -> str:

@@ -51,3 +51,9 @@ def span(name: str, traceparent: str | None = None) -> Iterator[None]:
             yield
     finally:
         context.detach(token)
+
+
+def current_trace_id() -> str | None:
+    """The 32-hex-digit id of the current trace, or None outside a recorded span."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None

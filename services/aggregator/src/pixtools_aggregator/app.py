@@ -7,11 +7,13 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pixtools_aggregator.adapters.backlog import read_database_backlog
 from pixtools_aggregator.adapters.deliveries import SqlDeliveryStore
 from pixtools_aggregator.adapters.http_sender import HttpxWebhookSender
 from pixtools_aggregator.adapters.jobs import WEBHOOKS_TOPIC, job_transaction
 from pixtools_aggregator.adapters.links import BlobStoreLinks
 from pixtools_aggregator.adapters.retention import retention_lease, retention_transaction
+from pixtools_aggregator.backlog import BacklogSampler, watched_queues
 from pixtools_aggregator.dispatcher import WebhookDispatcher
 from pixtools_aggregator.retention import RetentionCleaner, RetentionPolicy
 from pixtools_aggregator.routing import SERVICE, build_consumer
@@ -20,7 +22,9 @@ from pixtools_aggregator.webhooks import BreakerPolicy, RetrySchedule
 from pixtools_db import create_engine, session_factory
 from pixtools_db.commits import on_commit
 from pixtools_db.outbox import OutboxRelay
+from pixtools_db.pool_metrics import export_pool_metrics
 from pixtools_platform.blobstore import BlobStore
+from pixtools_platform.broker.depths import QueueDepthReader
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.netguard import AddressPolicy
 from pixtools_platform.ops import Check
@@ -30,15 +34,16 @@ from pixtools_platform.telemetry import configure_tracing
 
 
 def create_app(settings: AggregatorSettings) -> Service:
-    """Build the aggregator: step consumer, outbox relay, webhook dispatcher, retention cleanup and ops endpoints.
+    """Build the aggregator: step consumer, outbox relay, webhook dispatcher, retention cleanup, backlog gauges, ops.
 
-    Entered in this order, they stop in reverse: the cleaner first, then the consumer drains, then the
-    relay and the dispatcher (with grace) finish what was committed, and the connections close last.
+    Entered in this order, they stop in reverse: the backlog sampler and the cleaner first, then the consumer drains,
+    then the relay and the dispatcher (with grace) finish what was committed, and the connections close last.
     """
 
     async def compose(resources: AsyncExitStack) -> None:
         engine = create_engine(settings.database_url)
         resources.push_async_callback(engine.dispose)
+        export_pool_metrics(engine, SERVICE)
         sessions = session_factory(engine)
         messages = await resources.enter_async_context(broker(settings, f"pixtools-{SERVICE}"))
         blobs = await resources.enter_async_context(blob_store(settings))
@@ -79,6 +84,16 @@ def create_app(settings: AggregatorSettings) -> Service:
         cleaner = retention_cleaner(settings, sessions, blobs)
         cleaner.start()
         resources.push_async_callback(cleaner.stop)
+        depths = QueueDepthReader(settings.amqp_url, f"pixtools-{SERVICE}-backlog")
+        resources.push_async_callback(depths.close)
+        sampler = BacklogSampler(
+            read_database=functools.partial(read_database_backlog, sessions),
+            read_queues=depths.read,
+            queues=watched_queues(messages.topology, SERVICE),
+            interval_s=settings.backlog_sample_s,
+        )
+        sampler.start()
+        resources.push_async_callback(sampler.stop)
 
     return Service(SERVICE, compose)
 

@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
+from urllib.parse import urlsplit
 
 from pixtools_aggregator import metrics
 from pixtools_aggregator.errors import InvalidWebhookSecret
 from pixtools_aggregator.ports import Attempt, DeliveryStore, DueDelivery, EndpointState, SendResult, WebhookSender
 from pixtools_aggregator.webhooks import RetrySchedule, signed_headers
+from pixtools_platform.logs import log_context
 from pixtools_platform.telemetry import current_trace_context, span
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,19 @@ def decide(result: SendResult, *, attempts: int, now: datetime, schedule: RetryS
         error=error,
         endpoint_effect="failure",
     )
+
+
+def endpoint_host(url: str) -> str:
+    """The host a webhook URL names: the one part of it bounded enough for a metric label and safe to log."""
+    return urlsplit(url).hostname or "unknown"
+
+
+def delivery_log_ids(delivery: DueDelivery) -> dict[str, str]:
+    """What every log line about a delivery carries: the delivery, its job (if any) and the endpoint's host."""
+    ids = {"delivery_id": str(delivery.id), "endpoint_host": endpoint_host(delivery.url)}
+    if delivery.job_id is not None:
+        ids["job_id"] = str(delivery.job_id)
+    return ids
 
 
 class WebhookDispatcher:
@@ -134,10 +149,11 @@ class WebhookDispatcher:
         # One at a time per endpoint, so the breaker sees each failure before the next request goes out.
         endpoint = deliveries[0].endpoint
         for delivery in deliveries:
-            try:
-                endpoint = await self._deliver(delivery, endpoint)
-            except Exception:
-                log.exception("webhook delivery failed unexpectedly", extra={"delivery_id": str(delivery.id)})
+            with log_context(**delivery_log_ids(delivery)):
+                try:
+                    endpoint = await self._deliver(delivery, endpoint)
+                except Exception:
+                    log.exception("webhook delivery failed unexpectedly")
 
     async def _deliver(self, delivery: DueDelivery, endpoint: EndpointState) -> EndpointState:
         now = self._clock()
@@ -152,13 +168,14 @@ class WebhookDispatcher:
             attempt = decide(
                 result, attempts=delivery.attempts, now=self._clock(), schedule=self._schedule, rng=self._rng
             )
-        metrics.WEBHOOK_ATTEMPTS.labels(attempt.outcome).inc()
+        host = endpoint_host(delivery.url)
+        metrics.WEBHOOK_ATTEMPTS.labels(attempt.outcome, host).inc()
         recorded_at = self._clock()
         if attempt.state == "delivered":
             metrics.WEBHOOK_DELIVERY_SECONDS.observe((recorded_at - delivery.created_at).total_seconds())
         log.info(
             "webhook attempt",
-            extra={"delivery_id": str(delivery.id), "outcome": attempt.outcome, "status": attempt.status},
+            extra={"outcome": attempt.outcome, "status": attempt.status},
         )
         updated = await self._store.record(delivery, attempt, now=recorded_at)
         return endpoint if updated is None else updated

@@ -1,7 +1,7 @@
 """The job state machine: plain async functions of (event, dependencies) for step events, and how a job ends."""
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pixtools_aggregator.batches import settle_batch, start_batch_job
@@ -52,6 +52,8 @@ class Applied:
     finished: EndedJobState | None = None
     webhook: bool = False
     batch_finished: FinishedBatchState | None = None
+    job_duration: timedelta | None = None
+    """How long the finished job took, from accepted to terminal."""
 
 
 @dataclass
@@ -163,7 +165,8 @@ async def finish_job(
     deps.jobs.stage(event)
     if job.webhook_url:
         deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))
-    return await settle_job_batch(job, deps, Applied("applied", finished=state, webhook=bool(job.webhook_url)))
+    applied = Applied("applied", finished=state, webhook=bool(job.webhook_url), job_duration=job_duration(job, deps))
+    return await settle_job_batch(job, deps, applied)
 
 
 async def settle_job_batch(job: Job, deps: Dependencies, applied: Applied) -> Applied:
@@ -174,6 +177,11 @@ async def settle_job_batch(job: Job, deps: Dependencies, applied: Applied) -> Ap
     if settled is None:
         return applied
     return replace(applied, webhook=applied.webhook or settled.webhook, batch_finished=settled.state)
+
+
+def job_duration(job: Job, deps: Dependencies) -> timedelta:
+    """From the job's acceptance to its end (now, if no end was recorded)."""
+    return (job.finished_at or deps.now) - job.created_at
 
 
 def _started_at(event: Event) -> datetime:

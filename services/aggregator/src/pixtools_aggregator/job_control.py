@@ -1,7 +1,14 @@
 """Job events beside the steps: a URL source fetched or not, and a job cancelled by its owner."""
 
 from pixtools_aggregator.batches import start_batch_job
-from pixtools_aggregator.handlers import Applied, Dependencies, finish_job, lock_known_job, settle_job_batch
+from pixtools_aggregator.handlers import (
+    Applied,
+    Dependencies,
+    finish_job,
+    job_duration,
+    lock_known_job,
+    settle_job_batch,
+)
 from pixtools_aggregator.terminal import webhook_delivery
 from pixtools_contracts import JOB_TERMINAL, JobCancelled, JobState, ObjectRef, SourceFailed, SourceFetched
 from pixtools_db import Job, lifecycle
@@ -63,9 +70,10 @@ async def apply_job_cancelled(event: JobCancelled, deps: Dependencies) -> Applie
         return Applied("ignored")
     if job.webhook_url:
         deps.jobs.add_webhook(webhook_delivery(job, event, job.webhook_url, deps.traceparent or job.traceparent))
-    return await settle_job_batch(
-        job, deps, Applied("applied", finished=JobState.CANCELLED, webhook=bool(job.webhook_url))
+    applied = Applied(
+        "applied", finished=JobState.CANCELLED, webhook=bool(job.webhook_url), job_duration=job_duration(job, deps)
     )
+    return await settle_job_batch(job, deps, applied)
 
 
 def _record_input(job: Job, stored: ObjectRef) -> bool:

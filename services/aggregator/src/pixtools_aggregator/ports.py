@@ -87,6 +87,8 @@ class DueDelivery:
     created_at: datetime
     secrets: tuple[str, ...]
     endpoint: EndpointState
+    job_id: uuid.UUID | None = None
+    """The job whose event this delivers; None for a batch's."""
 
 
 EndpointEffect = Literal["success", "failure", "gone"]

@@ -84,6 +84,10 @@ def job_event_routes(transactions: Transactions, links: OutputLinks | None = Non
     )
 
 
+def _seconds(applied: Applied) -> float | None:
+    return None if applied.job_duration is None else round(applied.job_duration.total_seconds(), 3)
+
+
 def _in_transaction(
     handler: Callable[[E, Dependencies], Awaitable[Applied]],
     transactions: Transactions,
@@ -100,6 +104,9 @@ def _in_transaction(
         metrics.EVENTS_APPLIED.labels(event.type, applied.outcome).inc()
         if applied.finished is not None:
             metrics.JOBS_FINISHED.labels(applied.finished).inc()
+            if applied.job_duration is not None:
+                metrics.JOB_DURATION_SECONDS.labels(applied.finished).observe(applied.job_duration.total_seconds())
+            log.info("job finished", extra={"state": applied.finished, "job_duration_s": _seconds(applied)})
         if applied.batch_finished is not None:
             log.info("batch finished", extra={"job_id": str(event.job_id), "state": applied.batch_finished})
         # Terminal events were committed to the outbox with the state, and the commit handed them to the relay;

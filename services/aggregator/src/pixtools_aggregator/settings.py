@@ -12,6 +12,9 @@ class AggregatorSettings(CommonSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@localhost:5432/pixtools"
     ops_port: int = Field(default=9102, description="Port of /healthz, /readyz and /metrics; 0 disables it.")
+    backlog_sample_s: float = Field(
+        default=15.0, gt=0, description="How often the outbox, breaker and queue-depth gauges are sampled."
+    )
     outbox_poll_s: float = Field(default=0.5, gt=0, description="How often the outbox relay looks for rows.")
     presign_expiry_s: int = Field(
         default=24 * 3600,

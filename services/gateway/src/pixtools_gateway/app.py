@@ -12,6 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
+from pixtools_db.pool_metrics import export_pool_metrics
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.api import admin, batches, docs, health, jobs, webhooks
 from pixtools_gateway.api.deps import Resources
@@ -30,6 +31,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def compose(app: FastAPI, resources: AsyncExitStack) -> None:
         engine = create_engine(settings.database_url)
         resources.push_async_callback(engine.dispose)
+        export_pool_metrics(engine, "gateway")
         sessions = session_factory(engine)
         if settings.seed_dev_tenant:
             async with sessions.begin() as session:

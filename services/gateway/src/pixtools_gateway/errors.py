@@ -1,5 +1,6 @@
 """HTTP errors as application/problem+json, each with a stable type."""
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,6 +9,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_BASE = "https://pixtools.dev/problems/"
+
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -101,6 +104,8 @@ class BatchTooLarge(Problem):
 def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Build a problem+json response."""
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    # Every refusal passes here, so each one is logged once with its stable type.
+    log.info("request rejected", extra={"problem_type": body["type"], "status": status, "detail": detail})
     body.update({key: value for key, value in extra.items() if value is not None and key != "headers"})
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=extra.get("headers"))
 

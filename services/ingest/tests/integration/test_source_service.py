@@ -1,9 +1,13 @@
 """The ingest worker on a real broker: source requests in either lane are fetched, stored and started, or failed."""
 
 import asyncio
+import io
+import json
+import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,8 @@ from pixtools_contracts import (
 from pixtools_ingest.app import create_app
 from pixtools_ingest.settings import IngestSettings
 from pixtools_platform.broker import Publisher, Topology
+from pixtools_platform.logs import ContextJsonFormatter
+from pixtools_platform.telemetry import configure_tracing
 from pixtools_testkit.fixtures import TEST_RETRY
 
 from .conftest import SourceServer
@@ -129,3 +135,51 @@ async def test_unfetchable_source_is_reported_failed_and_never_dead_lettered(
         assert dead.declaration_result.message_count == 0
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def json_log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON lines the service's formatter writes while the test runs, read back as dicts."""
+    configure_tracing("ingest", None)  # a recording tracer, as the service's main() installs
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ContextJsonFormatter("ingest"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+async def test_every_log_line_of_a_message_carries_its_job_correlation_event_step_and_trace(
+    source_server: SourceServer, observer: Observer, ingest: Publisher, json_log_lines
+):
+    request = _request(source_server.url("/image.png"), "interactive")
+    await ingest.publish(request)
+    await observer.wait_for(StepCompleted, request.job_id)
+
+    async def step_line_written() -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = [line for line in json_log_lines() if line.get("job_id") == str(request.job_id)]
+            if any(line["message"] == "step finished" for line in lines) and len(lines) >= 3:
+                return lines
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no step line for job {request.job_id}: {json_log_lines()}")
+
+    lines = await step_line_written()
+    for line in lines:
+        assert line["correlation_id"] == "corr"
+        assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"]), line
+        assert re.search(r"(Z|[+-]\d\d:\d\d)$", line["time"]), line
+    by_type = {line["event_type"] for line in lines}
+    assert {"source.requested.v1", "step.requested.v1"} <= by_type
+    (step,) = [line for line in lines if line["message"] == "step finished"]
+    assert (step["step_id"], step["op"], step["outcome"]) == ("0", "metadata", "succeeded")
+    assert step["event_type"] == "step.requested.v1"
+    assert step["duration_s"] >= 0
+    handled = [line for line in lines if line["message"] == "message handled"]
+    assert {line["outcome"] for line in handled} == {"acked"}
+    assert len(handled) >= 2

@@ -17,13 +17,13 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from pixtools_contracts import Event, UnknownEventType, parse_event
+from pixtools_contracts import Event, StepRequested, UnknownEventType, parse_event
 from pixtools_platform.broker.errors import PermanentError
 from pixtools_platform.broker.publisher import Publisher
 from pixtools_platform.broker.retry import RetryPolicy
 from pixtools_platform.broker.topology import DELIVERY_LIMIT, Topology
 from pixtools_platform.logs import log_context
-from pixtools_platform.telemetry import consumer_span
+from pixtools_platform.telemetry import consumer_span, current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,12 @@ class Consumer:
         except (ValidationError, UnknownEventType, ValueError) as error:
             await self._settle(message, "poison", self._dead_letter(message, f"invalid message: {error}", attempt))
             return
+        with consumer_span(f"{self._service} {event.type}", message.headers), log_context(**_log_ids(event)):
+            await self._process_event(message, event, attempt, started)
+
+    async def _process_event(
+        self, message: AbstractIncomingMessage, event: Event, attempt: int, started: float
+    ) -> None:
         if _redeliveries(message) >= DELIVERY_LIMIT - 1:
             # The broker has handed this message out again and again without a settlement (workers crashing on it):
             # give up ourselves on the last delivery, so the step is reported failed rather than silently dropped.
@@ -131,13 +137,13 @@ class Consumer:
             reason = f"{self._service} has no handler for {event.type}"
             await self._settle(message, "poison", self._dead_letter(message, reason, attempt), event)
             return
-        with (
-            log_context(job_id=str(event.job_id), correlation_id=event.correlation_id),
-            consumer_span(f"{self._service} {event.type}", message.headers),
-        ):
-            outcome = await self._handle(message, event, handler, attempt)
+        outcome = await self._handle(message, event, handler, attempt)
+        elapsed = perf_counter() - started
         MESSAGES.labels(self._service, event.type, outcome).inc()
-        HANDLE_SECONDS.labels(self._service, event.type).observe(perf_counter() - started)
+        HANDLE_SECONDS.labels(self._service, event.type).observe(elapsed)
+        log.info(
+            "message handled", extra={"outcome": outcome, "duration_s": round(elapsed, 6), "consumer": self._service}
+        )
 
     async def _handle(self, message: AbstractIncomingMessage, event: Event, handler: Handler, attempt: int) -> str:
         try:
@@ -196,6 +202,18 @@ class Consumer:
             },
         )
         await self._publisher.publish_message(self._service, dead, exchange=self._topology.dead_letters)
+
+
+def _log_ids(event: Event) -> dict[str, str]:
+    """What every log line about this message carries: its job, correlation, type, step and trace."""
+    ids = {"job_id": str(event.job_id), "correlation_id": event.correlation_id, "event_type": event.type}
+    step_id = event.step.id if isinstance(event, StepRequested) else getattr(event, "step_id", None)
+    if isinstance(step_id, str):
+        ids["step_id"] = step_id
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        ids["trace_id"] = trace_id
+    return ids
 
 
 def _redeliveries(message: AbstractIncomingMessage) -> int:

@@ -50,6 +50,7 @@ class SqlDeliveryStore:
                         traceparent=delivery.traceparent,
                         attempts=delivery.attempts,
                         created_at=delivery.created_at,
+                        job_id=delivery.job_id,
                         secrets=signing_secrets(
                             tenant.webhook_secret,
                             tenant.previous_webhook_secret,
