@@ -19,6 +19,7 @@ from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
 from pixtools_gateway.middleware import RequestTimer
+from pixtools_gateway.outages import install_outage_handlers
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.service import Service, blob_store, broker
@@ -64,6 +65,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_outage_handlers(app)
     for module in (jobs, batches, webhooks, admin, health, docs):
         app.include_router(module.router)
 
