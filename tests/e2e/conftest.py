@@ -41,6 +41,21 @@ def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def gateway_only(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
+    """The gateway process alone, relay off: jobs stay where the HTTP API puts them, for tests of the HTTP contract."""
+    (tmp_path / "logs").mkdir()
+    env = stack_environment(
+        amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
+    )
+    running = Stack({**env, "PIXTOOLS_RELAY_ENABLED": "false"}, tmp_path / "logs")
+    try:
+        running.start("gateway")
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture
 def vision_stack(stack) -> Stack:
     """The stack with the detect and denoise stages too (they load their models from ../shared/models)."""
     for name in ("detect", "denoise"):

@@ -19,8 +19,10 @@ SECRET_PREFIX = "whsec_"
 
 def webhook_payload(message: Event | BatchFinished) -> bytes:
     """The body sent for a job event or finished batch: {"type", "timestamp", "data"}, as Standard Webhooks suggests."""
-    at = message.finished_at if isinstance(message, BatchFinished) else message.occurred_at
-    envelope = {"type": message.type, "timestamp": at.isoformat(), "data": message.model_dump(mode="json")}
+    data = message.model_dump(mode="json")
+    # The data's own rendering of the time: RFC 3339 in UTC, as everywhere in the HTTP API.
+    at = data["finished_at"] if isinstance(message, BatchFinished) else data["occurred_at"]
+    envelope = {"type": message.type, "timestamp": at, "data": data}
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 

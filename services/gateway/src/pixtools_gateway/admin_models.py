@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Literal, Self, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ConsumerQueue = Literal["ingest", "ingest.bulk", "denoise", "denoise.bulk", "detect", "detect.bulk", "aggregator"]
 """Every consuming queue by its service or lane name: each stage has a bulk lane beside its interactive queue."""
@@ -51,6 +51,8 @@ class DeadLetterList(BaseModel):
 
 class DeadLetterSelection(BaseModel):
     """Which dead letters to replay or discard: one by message id, or all (of one service, or everywhere)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"service": "ingest", "all": True}]})
 
     service: ConsumerQueue | None = Field(default=None, description="Only this service's dead-letter queue.")
     message_id: str | None = Field(default=None, min_length=1, max_length=200, description="The one message.")

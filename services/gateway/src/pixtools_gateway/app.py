@@ -19,8 +19,10 @@ from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
 from pixtools_gateway.middleware import RequestTimer
+from pixtools_gateway.openapi import install_openapi
 from pixtools_gateway.outages import install_outage_handlers
 from pixtools_gateway.settings import GatewaySettings
+from pixtools_gateway.webhook_docs import webhooks as webhook_docs
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.service import Service, blob_store, broker
 from pixtools_platform.telemetry import configure_tracing
@@ -68,6 +70,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_outage_handlers(app)
     for module in (jobs, batches, webhooks, admin, health, docs):
         app.include_router(module.router)
+    app.webhooks.include_router(webhook_docs)
+    install_openapi(app)
 
     app.add_middleware(RequestTimer)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")

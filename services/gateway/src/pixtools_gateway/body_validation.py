@@ -126,14 +126,14 @@ def describe(error: Mapping[str, Any]) -> str:
 def request_body(**content: type[BaseModel]) -> dict[str, Any]:
     """An OpenAPI requestBody offering each model under its media type (`json`, `multipart`)."""
     media_types = {"json": "application/json", "multipart": "multipart/form-data"}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                media_types[kind]: {"schema": inlined(model.model_json_schema())} for kind, model in content.items()
-            },
-        }
-    }
+    return {"requestBody": {"required": True, "content": {media_types[k]: _media(m) for k, m in content.items()}}}
+
+
+def _media(model: type[BaseModel]) -> dict[str, Any]:
+    """A media type object: the model's schema, and its first example as the media type's example."""
+    schema = inlined(model.model_json_schema())
+    examples = schema.pop("examples", [])
+    return {"schema": schema, "example": examples[0]} if examples else {"schema": schema}
 
 
 def inlined(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Request bodies of the submit routes, as FastAPI documents them and as the readers validate them."""
 
 import functools
+import json
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 from fastapi import UploadFile
-from pydantic import BaseModel, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema, model_validator
 
 from pixtools_gateway.body_validation import (
     checked_by,
@@ -37,6 +38,30 @@ _PIPELINE_SCHEMA = WithJsonSchema(
 )
 _PIPELINE_TEXT_DOC = "The pipeline as JSON."
 _WEBHOOK_DOC = "Called when the job is terminal."
+# The examples use the local stack's webhook listener (README); loopback targets are refused unless allowlisted.
+_EXAMPLE_PIPELINE: list[JsonValue] = [
+    {"op": "resize", "params": {"width": 256}},
+    {"op": "convert", "params": {"format": "webp"}},
+]
+_EXAMPLE_WEBHOOK = "http://127.0.0.1:8765/hooks"
+
+
+MAX_FORM_FIELDS = 8  # text fields a submission form may have; the parser refuses more with a 400
+
+
+def _example(**fields: JsonValue) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [fields]})
+
+
+def _form(**fields: JsonValue) -> ConfigDict:
+    """A form's example; other text fields are ignored, up to MAX_FORM_FIELDS fields in all."""
+    extra: dict[str, JsonValue] = {
+        "examples": [fields],
+        "additionalProperties": {"type": "string"},
+        "maxProperties": MAX_FORM_FIELDS,
+    }
+    return ConfigDict(json_schema_extra=extra)
+
 
 # Any JSON: text is parsed as JSON, and parse_pipeline reports every problem as an invalid pipeline.
 PipelineValue = Annotated[Any, checked_by(required("pipeline")), _PIPELINE_SCHEMA]
@@ -60,6 +85,10 @@ class _JsonBody(BaseModel):
 class JobFromUrl(_JsonBody):
     """`application/json` body of POST /v1/jobs: ingest fetches the original from `source_url`."""
 
+    model_config = _example(
+        source_url="https://images.example.com/cat.jpg", pipeline=_EXAMPLE_PIPELINE, webhook_url=_EXAMPLE_WEBHOOK
+    )
+
     source_url: Annotated[str, checked_by(check_source_url)] = Field(
         description="http(s) URL ingest fetches the image from."
     )
@@ -69,6 +98,8 @@ class JobFromUrl(_JsonBody):
 
 class JobUpload(BaseModel):
     """`multipart/form-data` body of POST /v1/jobs: the image itself and its pipeline."""
+
+    model_config = _form(file="photo.jpg (the image bytes)", pipeline=json.dumps(_EXAMPLE_PIPELINE))
 
     file: Annotated[UploadFile, checked_by(uploaded_file, required("file"))] = Field(description="The image.")
     pipeline: PipelineText = Field(description=_PIPELINE_TEXT_DOC)
@@ -97,6 +128,12 @@ def _item_list(value: object) -> object:
 class UrlBatch(_JsonBody):
     """`application/json` body of POST /v1/batches: up to 1000 URLs with one pipeline."""
 
+    model_config = _example(
+        items=[{"url": "https://images.example.com/1.jpg", "id": "sku-1"}, {"url": "https://images.example.com/2.jpg"}],
+        pipeline=[{"op": "metadata"}],
+        webhook_url=_EXAMPLE_WEBHOOK,
+    )
+
     items: Annotated[list[BatchUrlItem], checked_by(_item_list)] = Field(
         max_length=MAX_ITEMS, description="The URLs; a repeated URL is kept once and reported."
     )
@@ -106,6 +143,8 @@ class UrlBatch(_JsonBody):
 
 class BatchUpload(BaseModel):
     """`multipart/form-data` body of POST /v1/batches: a CSV of URLs, or up to 1000 image files."""
+
+    model_config = _form(file="urls.csv (a 'url' column, optionally an 'id' column)", pipeline='[{"op":"metadata"}]')
 
     pipeline: PipelineText = Field(description=_PIPELINE_TEXT_DOC)
     file: Annotated[UploadFile | None, checked_by(uploaded_file)] = Field(

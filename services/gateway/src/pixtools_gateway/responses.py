@@ -189,3 +189,23 @@ class BatchControlled(BaseModel):
     state: BatchState = Field(description="Batch state after the call.")
     jobs_changed: int = Field(description="Jobs cancelled or retried by this call.")
     status_url: str = Field(description="Where to poll the batch.")
+
+
+class JobStateEvent(BaseModel):
+    """The data of a job stream's 'job' event: the job moved to another state."""
+
+    job_id: UUID = Field(description="The job's id.")
+    state: JobState = Field(description="The state it moved to.")
+    finished_at: datetime | None = Field(description="When it reached a terminal state (RFC 3339, UTC).")
+
+
+class BatchProgressEvent(BaseModel):
+    """The data of a batch stream's 'progress' and final 'batch' events."""
+
+    batch_id: UUID = Field(description="The batch's id.")
+    state: BatchState = Field(description="Batch state.")
+    totals: BatchTotals = Field(description="Jobs by state.")
+    progress: BatchProgress = Field(description="Finished jobs over all jobs.")
+    finished_at: datetime | None = Field(
+        default=None, description="When every job was terminal (RFC 3339, UTC); only once the batch is terminal."
+    )

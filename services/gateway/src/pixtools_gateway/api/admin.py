@@ -31,6 +31,7 @@ from pixtools_gateway.handlers.stats import (
     queues_from_management,
     stage_stats,
 )
+from pixtools_gateway.openapi import problems
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.broker import Topology
 
@@ -53,14 +54,16 @@ async def read_dead_letters(
         return await list_dead_letters(broker, services=[service] if service else CONSUMER_QUEUES, limit=limit)
 
 
-@router.post("/dead-letters/replay", response_model=ReplayResult, summary="Replay dead letters")
+@router.post(
+    "/dead-letters/replay", response_model=ReplayResult, summary="Replay dead letters", responses=problems(404, 409)
+)
 async def replay(selection: DeadLetterSelection, shared: Shared) -> ReplayResult:
     """Send one dead letter (by message id) or all of them back to their work queue, then remove them."""
     async with _broker(shared.settings) as broker:
         return await replay_dead_letters(broker, shared.sessions, selection)
 
 
-@router.delete("/dead-letters", response_model=DiscardResult, summary="Discard dead letters")
+@router.delete("/dead-letters", response_model=DiscardResult, summary="Discard dead letters", responses=problems(404))
 async def discard(selection: Annotated[DeadLetterSelection, Query()], shared: Shared) -> DiscardResult:
     """Remove one dead letter (by message id) or all of them for good."""
     async with _broker(shared.settings) as broker:

@@ -12,7 +12,7 @@ from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, rea
 from pixtools_gateway.body_validation import form_fields, invalid_items, validated
 from pixtools_gateway.errors import InvalidRequest, Problem, UploadTooLarge
 from pixtools_gateway.handlers.batches import MAX_ITEMS, BatchItem, BatchSource, check_size
-from pixtools_gateway.request_bodies import BatchUpload, BatchUrlItem, UrlBatch
+from pixtools_gateway.request_bodies import MAX_FORM_FIELDS, BatchUpload, BatchUrlItem, UrlBatch
 from pixtools_gateway.settings import GatewaySettings
 
 _JSON_LIMIT = 4 * 1024 * 1024
@@ -35,7 +35,7 @@ async def read_batch_upload(
     """The items and fields of a multipart batch: the URLs of its CSV, or its probed image files."""
     limited = Request(request.scope, limited_receive(request.receive, settings.max_batch_upload_bytes))
     # Far more files than a batch may hold, so that too many is our 413 rather than the form parser's 400.
-    async with limited.form(max_files=MAX_ITEMS * 100, max_fields=8) as form:
+    async with limited.form(max_files=MAX_ITEMS * 100, max_fields=MAX_FORM_FIELDS) as form:
         body = validated(BatchUpload, form_fields(form, BatchUpload))
         if body.file is not None:
             data = await body.file.read(_CSV_LIMIT + 1)

@@ -1,37 +1,34 @@
 """Batches: submit many URLs or files with one pipeline, follow them, cancel or retry them."""
 
-import asyncio
-import contextlib
 import functools
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from pixtools_contracts import JOB_TERMINAL, JobState
+from pixtools_contracts import JobState
 from pixtools_gateway.api.batch_bodies import read_batch_upload, read_url_batch
-from pixtools_gateway.api.deps import Resources, Shared, TenantId
+from pixtools_gateway.api.deps import IdempotencyKey, LastEventId, Resources, Shared, TenantId
+from pixtools_gateway.api.progress import PING_S, keepalive
+from pixtools_gateway.api.progress import batch_events as batch_progress
 from pixtools_gateway.body_validation import request_body
 from pixtools_gateway.errors import UnsupportedMedia
-from pixtools_gateway.handlers.batch_reads import batch_state, batch_totals, fetch_batch, progress_of, read_batch_view
-from pixtools_gateway.handlers.batches import BatchRequest, BatchSource, create_batch
+from pixtools_gateway.handlers.batch_reads import fetch_batch, read_batch_view
+from pixtools_gateway.handlers.batches import MAX_ITEMS, BatchRequest, BatchSource, create_batch
 from pixtools_gateway.handlers.control import Controlled, cancel_batch, retry_batch
+from pixtools_gateway.openapi import event_stream, problems
 from pixtools_gateway.pipelines import parse_pipeline
 from pixtools_gateway.request_bodies import BatchUpload, UrlBatch
-from pixtools_gateway.responses import BatchAccepted, BatchControlled, BatchView
+from pixtools_gateway.responses import BatchAccepted, BatchControlled, BatchProgressEvent, BatchView
 from pixtools_gateway.webhook_targets import check_webhook_url
 from pixtools_platform.logs import log_context
 from pixtools_platform.telemetry import current_trace_context
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 log = logging.getLogger(__name__)
-
-_POLL_S = 1.0
 
 
 @router.post(
@@ -40,12 +37,13 @@ _POLL_S = 1.0
     response_model=BatchAccepted,
     summary="Submit up to 1000 URLs (JSON or CSV) or files with one pipeline",
     openapi_extra=request_body(json=UrlBatch, multipart=BatchUpload),
+    responses=problems(409, 413, 415, 422),
 )
 async def submit_batch(
     request: Request,
     shared: Shared,
     tenant_id: TenantId,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Create the batch and all its jobs in one transaction; 413 with nothing created above 1000 items."""
     content_type = request.headers.get("content-type", "")
@@ -95,14 +93,18 @@ async def submit_batch(
 
 
 @router.get(
-    "/{batch_id}", response_model=BatchView, summary="Read a batch, its totals and a page of items", name="read_batch"
+    "/{batch_id}",
+    response_model=BatchView,
+    summary="Read a batch, its totals and a page of items",
+    name="read_batch",
+    responses=problems(404),
 )
 async def read_batch(
     batch_id: uuid.UUID,
     request: Request,
     tenant_id: TenantId,
     shared: Shared,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ITEMS)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """Totals by state and progress are computed in SQL; `items` is one page in batch order."""
@@ -115,47 +117,33 @@ async def read_batch(
     return Response(view.model_dump_json(), media_type="application/json")
 
 
-@router.get("/{batch_id}/events", summary="Stream a batch's progress as server-sent events", name="batch_events")
-async def batch_events(batch_id: uuid.UUID, tenant_id: TenantId, shared: Shared) -> EventSourceResponse:
+@router.get(
+    "/{batch_id}/events",
+    summary="Stream a batch's progress as server-sent events",
+    name="batch_events",
+    response_class=EventSourceResponse,
+    responses={
+        **event_stream(
+            "A 'progress' event whenever the totals change, and a final 'batch' event when the batch is terminal.",
+            'event: progress\nid: p3f2a…\ndata: {"batch_id": "…", "state": "running", "totals": {…}}\n\n',
+            progress=BatchProgressEvent,
+            batch=BatchProgressEvent,
+        ),
+        **problems(404),
+    },
+)
+async def batch_events(
+    batch_id: uuid.UUID, tenant_id: TenantId, shared: Shared, last_event_id: LastEventId = None
+) -> EventSourceResponse:
     """A 'progress' event whenever the totals change, and a final 'batch' event when the batch is terminal."""
     async with shared.reader.connect() as connection:
         await fetch_batch(connection, tenant_id, batch_id)
-
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        async for name, data in _batch_progress(shared, tenant_id, batch_id):
-            yield {"event": name, "data": json.dumps(data, default=str)}
-
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(
+        batch_progress(shared, tenant_id, batch_id, last_event_id), ping=PING_S, ping_message_factory=keepalive
+    )
 
 
-async def _batch_progress(
-    shared: Resources, tenant_id: uuid.UUID, batch_id: uuid.UUID
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    sent: dict[str, Any] | None = None
-    with shared.notifications.watch(str(batch_id)) as changed:
-        while True:
-            changed.clear()
-            async with shared.reader.connect() as connection:
-                batch = await fetch_batch(connection, tenant_id, batch_id)
-                totals = await batch_totals(connection, batch_id)
-            state = batch_state(batch, totals)
-            payload = {
-                "batch_id": str(batch_id),
-                "state": state,
-                "totals": totals.model_dump(),
-                "progress": progress_of(totals).model_dump(),
-            }
-            if payload != sent:
-                sent = payload
-                yield "progress", payload
-            if batch.finished_at is not None and state in JOB_TERMINAL:
-                yield "batch", {**payload, "finished_at": batch.finished_at}
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=_POLL_S)
-
-
-@router.delete("/{batch_id}", response_model=BatchControlled, summary="Cancel a batch")
+@router.delete("/{batch_id}", response_model=BatchControlled, summary="Cancel a batch", responses=problems(404))
 async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> BatchControlled:
     """Cancel every queued or running job of the batch; repeating the call is harmless."""
     async with shared.sessions.begin() as session:
@@ -164,7 +152,11 @@ async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, sha
 
 
 @router.post(
-    "/{batch_id}/retry", status_code=202, response_model=BatchControlled, summary="Retry a batch's failed jobs"
+    "/{batch_id}/retry",
+    status_code=202,
+    response_model=BatchControlled,
+    summary="Retry a batch's failed jobs",
+    responses=problems(404, 409),
 )
 async def retry(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> BatchControlled:
     """Retry every failed or partially failed job of the batch (only their failed steps)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixtools_gateway.adapters.notifications import JobNotifications
@@ -55,17 +56,22 @@ async def session(shared: Shared) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(session)]
 
 
+# The two ways of sending a key, declared as OpenAPI security schemes; either one is enough.
+_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="A tenant or admin API key."
+)
+_BEARER = HTTPBearer(
+    scheme_name="Bearer", auto_error=False, description="The same API key as `Authorization: Bearer <key>`."
+)
+
+
 async def caller(
     shared: Shared,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    x_api_key: Annotated[str | None, Depends(_KEY_HEADER)],
 ) -> Caller:
     """Authenticate the API key from `Authorization: Bearer` or `X-API-Key`."""
-    key = x_api_key
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value:
-            key = value.strip()
+    key = bearer.credentials.strip() if bearer is not None else x_api_key
     if not key:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'", headers=_challenge())
     cached = shared.key_cache.get(key)
@@ -101,3 +107,13 @@ async def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
 
 
 AdminCaller = Annotated[Caller, Depends(require_admin)]
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="Repeating a submission with the same key answers with the first result."),
+]
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", max_length=200, description="The `id` of the last event received, to resume."),
+]

@@ -1,10 +1,12 @@
 """Liveness, readiness and metrics."""
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from pixtools_gateway.api.deps import Shared
@@ -12,13 +14,31 @@ from pixtools_gateway.api.deps import Shared
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness")
-async def healthz() -> dict[str, str]:
+class Liveness(BaseModel):
     """The process is serving."""
-    return {"status": "ok"}
+
+    status: Literal["ok"] = Field(description="Always 'ok' when the process answers.")
 
 
-@router.get("/readyz", summary="Readiness: database, broker and storage")
+class Readiness(BaseModel):
+    """Whether the gateway can serve requests, and the check of each dependency."""
+
+    status: Literal["ready", "not ready"] = Field(description="'ready' only when every check is 'ok'.")
+    checks: dict[str, str] = Field(description="'ok', or 'failed: <reason>', for each of database, broker and storage.")
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> Liveness:
+    """The process is serving."""
+    return Liveness(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database, broker and storage",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency does not answer."}},
+)
 async def readyz(request: Request, shared: Shared) -> JSONResponse:
     """Ready only when the database, the broker and storage all answer."""
 

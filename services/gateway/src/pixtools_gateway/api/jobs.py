@@ -1,29 +1,29 @@
 """Jobs: submit, read, list, stream progress and download outputs."""
 
 import functools
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from pixtools_contracts import JobState
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, read_json_object
-from pixtools_gateway.api.deps import Resources, Session, Shared, TenantId
-from pixtools_gateway.api.progress import job_progress
+from pixtools_gateway.api.deps import IdempotencyKey, LastEventId, Resources, Session, Shared, TenantId
+from pixtools_gateway.api.progress import PING_S, keepalive
+from pixtools_gateway.api.progress import job_events as job_progress
 from pixtools_gateway.body_validation import form_fields, request_body, validated
 from pixtools_gateway.errors import NotFound, UnsupportedMedia, UploadTooLarge
 from pixtools_gateway.handlers.control import Controlled, cancel_job, retry_job
 from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, Upload, submit_job
+from pixtools_gateway.openapi import download, event_stream, problems
 from pixtools_gateway.pipelines import parse_pipeline
-from pixtools_gateway.request_bodies import JobFromUrl, JobUpload
-from pixtools_gateway.responses import JobAccepted, JobControlled, JobPage, JobView
+from pixtools_gateway.request_bodies import MAX_FORM_FIELDS, JobFromUrl, JobUpload
+from pixtools_gateway.responses import JobAccepted, JobControlled, JobPage, JobStateEvent, JobView, StepView
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_gateway.webhook_targets import check_webhook_url
 from pixtools_platform.blobstore import BlobNotFound
@@ -31,6 +31,11 @@ from pixtools_platform.logs import log_context
 from pixtools_platform.telemetry import current_trace_context
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# Every media type an output is stored under: the image formats (a step may keep its input's), and JSON artifacts.
+OUTPUT_MEDIA_TYPES = [
+    *(f"image/{kind}" for kind in ("jpeg", "png", "webp", "avif", "gif", "tiff", "bmp")),
+    "application/json",
+]
 log = logging.getLogger(__name__)
 
 _FORM_ALLOWANCE = 256 * 1024  # multipart framing and the small text fields around the file
@@ -43,12 +48,13 @@ _JSON_BODY_LIMIT = 256 * 1024
     response_model=JobAccepted,
     summary="Submit an image, or an image URL, and a pipeline",
     openapi_extra=request_body(multipart=JobUpload, json=JobFromUrl),
+    responses=problems(409, 413, 415, 422),
 )
 async def submit(
     request: Request,
     shared: Shared,
     tenant_id: TenantId,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Accept a job: 202 only once the job and its outbox rows are committed."""
     content_type = request.headers.get("content-type", "")
@@ -96,7 +102,7 @@ async def submit(
 async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upload, JobUpload]:
     """The probed image and the fields of a multipart submission, read under the upload cap."""
     limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes + _FORM_ALLOWANCE))
-    async with limited.form(max_files=1, max_fields=8) as form:
+    async with limited.form(max_files=1, max_fields=MAX_FORM_FIELDS) as form:
         body = validated(JobUpload, form_fields(form, JobUpload))
         data = await body.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
@@ -104,7 +110,7 @@ async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upl
     return probe_upload(data, max_pixels=settings.max_pixels), body
 
 
-@router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job")
+@router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job", responses=problems(404))
 async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> Response:
     """The job's state, steps, outputs with download URLs, and extracted metadata."""
 
@@ -137,22 +143,42 @@ async def list_all(
     return JobPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{job_id}/events", summary="Stream progress as server-sent events", name="job_events")
-async def job_events(job_id: uuid.UUID, tenant_id: TenantId, shared: Shared) -> EventSourceResponse:
+@router.get(
+    "/{job_id}/events",
+    summary="Stream progress as server-sent events",
+    name="job_events",
+    response_class=EventSourceResponse,
+    responses={
+        **event_stream(
+            "Every step state change ('step', a step as in the job) and job state change ('job'), "
+            "until the job is terminal.",
+            'event: job\nid: 1-\ndata: {"job_id": "…", "state": "running", "finished_at": null}\n\n',
+            step=StepView,
+            job=JobStateEvent,
+        ),
+        **problems(404),
+    },
+)
+async def job_events(
+    job_id: uuid.UUID, tenant_id: TenantId, shared: Shared, last_event_id: LastEventId = None
+) -> EventSourceResponse:
     """Live step and job state changes; the stream ends when the job is terminal."""
     # A short-lived connection: a request-scoped session would stay checked out for the whole stream.
     async with shared.reader.connect() as connection:
         if await fetch_job(connection, tenant_id, job_id) is None:
             raise NotFound(f"no job {job_id}")
-
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        async for name, data in job_progress(shared, tenant_id, job_id):
-            yield {"event": name, "data": json.dumps(data, default=str)}
-
-    return EventSourceResponse(stream(), ping=15)
+    return EventSourceResponse(
+        job_progress(shared, tenant_id, job_id, last_event_id), ping=PING_S, ping_message_factory=keepalive
+    )
 
 
-@router.get("/{job_id}/outputs/{output_id}", summary="Download an output", name="download_output")
+@router.get(
+    "/{job_id}/outputs/{output_id}",
+    summary="Download an output",
+    name="download_output",
+    response_class=Response,
+    responses={**download("The output's bytes, in its `content_type`.", OUTPUT_MEDIA_TYPES), **problems(404)},
+)
 async def download_output(
     job_id: uuid.UUID, output_id: uuid.UUID, tenant_id: TenantId, session: Session, shared: Shared
 ) -> Response:
@@ -165,15 +191,25 @@ async def download_output(
     return Response(data, media_type=output.content_type, headers={"ETag": f'"{output.sha256}"'})
 
 
-@router.delete("/{job_id}", response_model=JobControlled, summary="Cancel a job")
+@router.delete("/{job_id}", response_model=JobControlled, summary="Cancel a job", responses=problems(404, 409))
 async def cancel(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> JobControlled:
-    """Queued steps are skipped and running steps' results discarded; cancelling again changes nothing."""
+    """Queued steps are skipped and running steps' results discarded; cancelling again changes nothing.
+
+    A cancelled job stays readable: `GET /v1/jobs/{job_id}` answers with state `cancelled`, the outputs made
+    before the cancel, and `error` saying why, until retention removes it. A job already finished answers 409.
+    """
     async with shared.sessions.begin() as session:
         done = await cancel_job(session, tenant_id=tenant_id, job_id=job_id, reason="cancelled by client")
     return _controlled(job_id, done, request, shared)
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobControlled, summary="Retry a job's failed steps")
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    response_model=JobControlled,
+    summary="Retry a job's failed steps",
+    responses=problems(404, 409),
+)
 async def retry(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> JobControlled:
     """Run only the failed steps again (or the URL fetch that failed); outputs that succeeded are kept."""
     async with shared.sessions.begin() as session:
