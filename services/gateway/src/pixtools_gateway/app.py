@@ -18,7 +18,7 @@ from pixtools_gateway.api import admin, batches, docs, health, jobs, webhooks
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
-from pixtools_gateway.middleware import RequestTimer
+from pixtools_gateway.middleware import HeadLimits, RequestTimer
 from pixtools_gateway.openapi import install_openapi
 from pixtools_gateway.outages import install_outage_handlers
 from pixtools_gateway.settings import GatewaySettings
@@ -74,6 +74,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_openapi(app)
 
     app.add_middleware(RequestTimer)
+    # Added last, so it runs first: an oversized head is refused before timing, tracing or any route.
+    app.add_middleware(
+        HeadLimits,
+        max_count=settings.max_header_count,
+        max_bytes=settings.max_header_bytes,
+        max_target_bytes=settings.max_target_bytes,
+    )
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app
 
@@ -83,4 +90,13 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     configure_tracing("gateway", settings.otel_endpoint)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=int(settings.keep_alive_s),
+        # h11's own cap on an unfinished head, for deployments that run it instead of httptools.
+        h11_max_incomplete_event_size=settings.max_header_bytes + settings.max_target_bytes,
+    )

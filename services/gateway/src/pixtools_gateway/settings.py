@@ -28,6 +28,12 @@ class GatewaySettings(CommonSettings):
     secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
     webhook_allow_cidrs: CidrList = Field(default_factory=list, description="Private networks webhooks may reach.")
     auth_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is remembered.")
+    max_header_count: int = Field(default=100, ge=1, description="Most request headers; more answers 431.")
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest total of request header names and values; more answers 431."
+    )
+    max_target_bytes: int = Field(default=8 * 1024, ge=256, description="Longest path and query; more answers 414.")
+    keep_alive_s: float = Field(default=5.0, gt=0, description="How long an idle keep-alive connection is kept.")
     rabbitmq_management_url: str | None = Field(
         default=None,
         description="RabbitMQ management API with credentials, e.g. http://guest:guest@localhost:15672; "
