@@ -14,7 +14,7 @@ from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
 from pixtools_db.pool_metrics import export_pool_metrics
 from pixtools_gateway.adapters.notifications import JobNotifications
-from pixtools_gateway.api import admin, batches, docs, health, jobs, webhooks
+from pixtools_gateway.api import admin, batches, docs, health, jobs, operations, webhooks
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     install_problem_handlers(app)
     install_outage_handlers(app)
-    for module in (jobs, batches, webhooks, admin, health, docs):
+    for module in (jobs, batches, operations, webhooks, admin, health, docs):
         app.include_router(module.router)
     app.webhooks.include_router(webhook_docs)
     install_openapi(app)

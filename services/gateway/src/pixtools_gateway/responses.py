@@ -209,3 +209,21 @@ class BatchProgressEvent(BaseModel):
     finished_at: datetime | None = Field(
         default=None, description="When every job was terminal (RFC 3339, UTC); only once the batch is terminal."
     )
+
+
+class OperationView(BaseModel):
+    """One operation a pipeline step can name."""
+
+    op: str = Field(description="The name a step gives in `op`.", examples=["resize"])
+    service: str = Field(description="The service that runs it.", examples=["ingest"])
+    description: str = Field(description="What it does, in one line.")
+    produces_image: bool = Field(description="Whether it passes a new image to the steps after it.")
+    params_schema: dict[str, JsonValue] = Field(
+        description="JSON Schema of its `params`, defaults included; a step may leave `params` out to take them all."
+    )
+
+
+class OperationCatalog(BaseModel):
+    """Every operation a pipeline can use."""
+
+    operations: list[OperationView] = Field(description="The registered operations, in registry order.")
