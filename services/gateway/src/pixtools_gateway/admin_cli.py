@@ -8,11 +8,12 @@ secret. The only secret ever printed is the key a create command was asked for, 
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_db import create_engine, session_factory, upgrade
 from pixtools_gateway.handlers.tenants import add_api_key, create_tenant, ensure_dev_tenant
@@ -27,39 +28,32 @@ class AdminError(Exception):
     """A command could not do what it was asked; the message is the one line the operator sees."""
 
 
-async def _create_tenant(settings: GatewaySettings, name: str) -> str:
+async def _in_transaction(settings: GatewaySettings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
+    """Run `work` in one transaction on a short-lived engine; what it returns is printed only once it committed."""
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with session_factory(engine).begin() as session:
-            tenant, key = await create_tenant(session, name=name)
-        print(f"tenant {tenant.name} created with id {tenant.id}")
-        print("API key (shown once):")
-        return key
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _create_tenant(session: AsyncSession, name: str) -> str:
+    try:
+        tenant, key = await create_tenant(session, name=name)
     except IntegrityError as error:
         raise AdminError(f"a tenant named {name!r} already exists; choose another name") from error
-    finally:
-        await engine.dispose()
+    return f"tenant {tenant.name} created with id {tenant.id}\nAPI key (shown once):\n{key}"
 
 
-async def _create_admin_key(settings: GatewaySettings) -> str:
-    engine = create_engine(settings.database_url, pool_size=1)
-    try:
-        async with session_factory(engine).begin() as session:
-            key = await add_api_key(session, tenant_id=None, scope="admin")
-        print("admin API key (shown once):")
-        return key
-    finally:
-        await engine.dispose()
+async def _create_admin_key(session: AsyncSession) -> str:
+    key = await add_api_key(session, tenant_id=None, scope="admin")
+    return f"admin API key (shown once):\n{key}"
 
 
-async def _seed_dev(settings: GatewaySettings) -> str:
-    engine = create_engine(settings.database_url, pool_size=1)
-    try:
-        async with session_factory(engine).begin() as session:
-            tenant_id = await ensure_dev_tenant(session, key=settings.dev_api_key)
-        return f"development tenant {tenant_id} accepts the key from PIXTOOLS_DEV_API_KEY"
-    finally:
-        await engine.dispose()
+async def _seed_dev(session: AsyncSession, key: str) -> str:
+    tenant_id = await ensure_dev_tenant(session, key=key)
+    return f"development tenant {tenant_id} accepts the key from PIXTOOLS_DEV_API_KEY"
 
 
 def _migrate(settings: GatewaySettings) -> str:
@@ -103,9 +97,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("a tenant name is 1 to 200 characters")
     commands_by_name: dict[str, Command] = {
         "migrate": lambda: _migrate(settings),
-        "create-tenant": lambda: _create_tenant(settings, name),
-        "create-admin-key": lambda: _create_admin_key(settings),
-        "seed-dev": lambda: _seed_dev(settings),
+        "create-tenant": lambda: _in_transaction(settings, lambda session: _create_tenant(session, name)),
+        "create-admin-key": lambda: _in_transaction(settings, _create_admin_key),
+        "seed-dev": lambda: _in_transaction(settings, lambda session: _seed_dev(session, settings.dev_api_key)),
     }
     try:
         print(_run(commands_by_name[args.command], settings))

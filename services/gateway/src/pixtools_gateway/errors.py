@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from pixtools_db.lifecycle import IllegalMove
+
 PROBLEM_BASE = "https://pixtools.dev/problems/"
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
@@ -147,6 +149,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers["Allow"] = allowed_methods(request)
         return problem_response(error.status_code, slug, str(error.detail), str(error.detail), headers=headers or None)
 
+    async def on_illegal_move(request: Request, error: Exception) -> JSONResponse:
+        # A cancel, retry or replay that raced a change of the job's state: the state no longer allows it.
+        conflict = StateConflict(str(error))
+        return problem_response(conflict.status, conflict.slug, conflict.title, conflict.detail)
+
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(IllegalMove, on_illegal_move)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

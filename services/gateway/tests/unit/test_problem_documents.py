@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from pixtools_db.lifecycle import IllegalMove
 from pixtools_gateway.errors import (
     PROBLEM_BASE,
     BatchTooLarge,
@@ -48,6 +49,10 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     @app.get("/batch")
     async def batch() -> None:
         raise BatchTooLarge("a batch holds at most 1000 items")
+
+    @app.get("/raced")
+    async def raced() -> None:
+        raise IllegalMove("job j cannot move from succeeded to running here")
 
     @app.get("/key")
     async def key() -> None:
@@ -92,3 +97,15 @@ async def test_framework_validation_errors_are_invalid_request_problems(client: 
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
     await _problem(await client.get("/nowhere"), 404, "not-found")
     await _problem(await client.post("/batch"), 405, "method-not-allowed")
+
+
+async def test_a_state_move_the_table_refuses_is_a_409_state_conflict(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/raced")
+    assert answer.status_code == 409
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json() == {
+        "type": PROBLEM_BASE + "state-conflict",
+        "title": "Not possible in the current state",
+        "status": 409,
+        "detail": "job j cannot move from succeeded to running here",
+    }

@@ -52,7 +52,7 @@ async def retry_job(session: AsyncSession, *, tenant_id: uuid.UUID, job_id: uuid
     job = await _lock_job(session, tenant_id, job_id)
     if job.state not in JOB_RETRYABLE:
         raise StateConflict(f"only failed or partially failed jobs can be retried; job {job_id} is {job.state}")
-    events = await _retry_requests(session, job)
+    events = await retry_requests(session, job)
     if not events:
         raise StateConflict(f"job {job_id} has no failed step to run again")
     add_events(session, events)
@@ -75,7 +75,7 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
     events: list[Event] = []
     retried = 0
     for job in jobs:
-        job_events = await _retry_requests(session, job)
+        job_events = await retry_requests(session, job)
         retried += bool(job_events)
         events += job_events
     if not retried:
@@ -84,14 +84,6 @@ async def retry_batch(session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: 
     await lifecycle.reopen_batch(session, batch_id)
     await notify_changed(session, [batch_id, *{event.job_id for event in events}])
     return Controlled(JobState.RUNNING, retried, events)
-
-
-async def _retry_requests(session: AsyncSession, job: Job) -> list[Event]:
-    """The commands that retry a locked job; a move the state table refuses is the caller's conflict, not a crash."""
-    try:
-        return await retry_requests(session, job)
-    except lifecycle.IllegalMove as error:
-        raise StateConflict(f"job {job.id} cannot be retried now: {error}") from error
 
 
 async def _cancel_where(session: AsyncSession, which: ColumnElement[bool], reason: str) -> list[Event]:
