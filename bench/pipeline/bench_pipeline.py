@@ -1,15 +1,20 @@
-"""Pipeline benchmark: jobs/s and submit-to-completed latency through the running stack, against a bare loop.
+"""Pipeline benchmark: throughput, CPU per job, latency and reads through the running stack, against a bare loop.
 
-Runs, in one go on the same cores:
+Runs, in one go on the same cores (each of `--runs` repeats steps 2-5 on the same stack):
   1. the bare loop: decode a 640x480 JPEG and encode WebP q80, in one process (one thread, then one
-     thread per core);
+     thread per core), with its CPU time per image;
   2. unloaded latency: one-step convert(webp) jobs submitted one at a time;
-  3. throughput: N such jobs submitted with bounded concurrency;
-  4. read latency: GET /v1/jobs/{id} at a fixed 200 requests/s (open loop), after the write burst settles.
+  3. throughput: N such jobs submitted with bounded concurrency, with the CPU time every stack process
+     (gateway, ingest, aggregator, Postgres, RabbitMQ) spent on them, read from /proc before and after;
+  4. read latency: GET /v1/jobs/{id} at a fixed 200 requests/s (open loop), straight after the write burst
+     (no settle pause unless --settle-seconds is given): users read while they write.
 Completion times come from job.completed.v1 events on a queue of the benchmark's own, so measuring
 adds no polling load.
 
-    .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16]
+The service overhead is the stack's CPU per job minus the bare loop's CPU per image: what the service spends
+around the image work. Postgres and RabbitMQ are counted whole, so run it on an otherwise idle machine.
+
+    .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16] [--runs 3]
 """
 
 import argparse
@@ -21,6 +26,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
@@ -58,15 +64,53 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def bare_rates(jpeg: bytes, count: int) -> tuple[float, float]:
-    """Images/s of the bare loop on one thread and on one thread per core."""
+# The stack's processes, by a part of their command line; Postgres and RabbitMQ are counted whole.
+STACK_PROCESSES = {
+    "gateway": "pixtools-gateway",
+    "ingest": "pixtools-ingest",
+    "aggregator": "pixtools-aggregator",
+    "postgres": "postgres",
+    "rabbitmq": "beam.smp",
+}
+
+
+@dataclass(frozen=True)
+class BareLoop:
+    """The bare decode+encode loop: images/s on one thread and on every core, and CPU seconds per image."""
+
+    single_per_s: float
+    all_cores_per_s: float
+    cpu_per_image_s: float
+
+
+def bare_loop(jpeg: bytes, count: int) -> BareLoop:
+    """Images/s of the bare loop on one thread and on one thread per core (Pillow releases the GIL)."""
+    cpu_before = time.process_time()
     single = count / bare_convert_loop(jpeg, count)
+    cpu_per_image = (time.process_time() - cpu_before) / count
     cores = os.cpu_count() or 1
     started = time.perf_counter()
     with ThreadPoolExecutor(cores) as pool:
         list(pool.map(lambda _: bare_convert_loop(jpeg, count // cores), range(cores)))
     parallel = (count // cores) * cores / (time.perf_counter() - started)
-    return single, parallel
+    return BareLoop(single, parallel, cpu_per_image)
+
+
+def stack_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far of the stack's processes, summed by part, from /proc (Linux only)."""
+    totals = dict.fromkeys(STACK_PROCESSES, 0.0)
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for part, marker in STACK_PROCESSES.items():
+            if marker in command:
+                totals[part] += (int(fields[11]) + int(fields[12])) / ticks
+                break
+    return totals
 
 
 class Completions:
@@ -162,37 +206,56 @@ async def read_latency(client: aiohttp.ClientSession, job_ids: list[str], rate: 
     return latencies
 
 
-async def run(args: argparse.Namespace, gateway_url: str) -> dict[str, float]:
+async def run_once(
+    args: argparse.Namespace, client: aiohttp.ClientSession, completions: Completions, jpeg: bytes
+) -> dict[str, float]:
+    """Unloaded latency, then the write burst with the stack's CPU per job, then reads straight after it."""
+    await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
+    unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
+    cpu_before, client_before = stack_cpu_seconds(), time.process_time()
+    rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
+    cpu_after, client_after = stack_cpu_seconds(), time.process_time()
+    if args.settle_seconds:
+        await asyncio.sleep(args.settle_seconds)
+    reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
+    figures = {
+        "pipeline_jobs_per_s": rate,
+        "unloaded_p50_ms": statistics.median(unloaded) * 1000,
+        "unloaded_p95_ms": percentile(unloaded, 0.95) * 1000,
+        "loaded_p50_ms": statistics.median(loaded) * 1000,
+        "loaded_p99_ms": percentile(loaded, 0.99) * 1000,
+        "get_p50_ms": statistics.median(reads) * 1000,
+        "get_p99_ms": percentile(reads, 0.99) * 1000,
+        "get_requests": len(reads),
+        "client_cpu_ms_per_job": (client_after - client_before) / args.jobs * 1000,
+    }
+    for part in STACK_PROCESSES:
+        figures[f"cpu_ms_per_job_{part}"] = (cpu_after[part] - cpu_before[part]) / args.jobs * 1000
+    figures["cpu_ms_per_job_stack"] = sum(figures[f"cpu_ms_per_job_{part}"] for part in STACK_PROCESSES)
+    return figures
+
+
+async def run(args: argparse.Namespace, gateway_url: str) -> list[dict[str, float]]:
+    """`--runs` measurements on one stack, then the bare loop, which every run is divided by."""
     jpeg = sample_jpeg()
     completions = Completions()
     connection = await completions.listen(args.amqp_url)
     # aiohttp rather than httpx: httpx's pool degrades with many queued requests and would measure the client.
     connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(base_url=gateway_url, headers=HEADERS, connector=connector) as client:
-        await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
-        unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
-        rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
-        # Let the write burst settle (Postgres checkpoints and autovacuum after it), then warm up for a second.
-        await asyncio.sleep(args.settle_seconds)
-        await read_latency(client, job_ids, args.read_rate, 1.0)
-        reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
+        runs = [await run_once(args, client, completions, jpeg) for _ in range(args.runs)]
     await connection.close()
-    single, parallel = bare_rates(jpeg, args.bare)
-    return {
-        "bare_single_per_s": single,
-        "bare_all_cores_per_s": parallel,
-        "pipeline_jobs_per_s": rate,
-        "ratio_vs_bare_single": rate / single,
-        "ratio_vs_bare_all_cores": rate / parallel,
-        "unloaded_p50_ms": statistics.median(unloaded) * 1000,
-        "unloaded_p95_ms": percentile(unloaded, 0.95) * 1000,
-        "loaded_p50_ms": statistics.median(loaded) * 1000,
-        "loaded_p95_ms": percentile(loaded, 0.95) * 1000,
-        "loaded_p99_ms": percentile(loaded, 0.99) * 1000,
-        "get_p50_ms": statistics.median(reads) * 1000,
-        "get_p99_ms": percentile(reads, 0.99) * 1000,
-        "get_requests": len(reads),
-    }
+    bare = bare_loop(jpeg, args.bare)
+    for figures in runs:
+        figures.update(
+            bare_single_per_s=bare.single_per_s,
+            bare_all_cores_per_s=bare.all_cores_per_s,
+            bare_cpu_ms_per_image=bare.cpu_per_image_s * 1000,
+            ratio_vs_bare_single=figures["pipeline_jobs_per_s"] / bare.single_per_s,
+            ratio_vs_bare_all_cores=figures["pipeline_jobs_per_s"] / bare.all_cores_per_s,
+            overhead_cpu_ms_per_job=figures["cpu_ms_per_job_stack"] - bare.cpu_per_image_s * 1000,
+        )
+    return runs
 
 
 def main() -> None:
@@ -203,7 +266,8 @@ def main() -> None:
     parser.add_argument("--bare", type=int, default=300)
     parser.add_argument("--read-rate", type=float, default=200.0)
     parser.add_argument("--read-seconds", type=float, default=10.0)
-    parser.add_argument("--settle-seconds", type=float, default=5.0)
+    parser.add_argument("--settle-seconds", type=float, default=0.0, help="pause between the burst and the reads")
+    parser.add_argument("--runs", type=int, default=1, help="measurements on the same stack, one bare loop")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
     args = parser.parse_args()
     env = {
@@ -213,8 +277,23 @@ def main() -> None:
         "PIXTOOLS_LOG_LEVEL": "WARNING",
     }
     with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
-        figures = asyncio.run(run(args, stack.gateway_url))
-    print(json.dumps({key: round(value, 3) for key, value in figures.items()}, indent=2))
+        runs = asyncio.run(run(args, stack.gateway_url))
+    for figures in runs:
+        print(json.dumps({key: round(value, 3) for key, value in figures.items()}))
+    print(summary(runs))
+
+
+def summary(runs: list[dict[str, float]]) -> str:
+    """The issue's four figures per run, and the CPU per process, as a short table."""
+    lines = ["run  jobs/s  vs-all-cores  overhead-ms/job  GET-p99-ms  unloaded-p50-ms   " + "  ".join(STACK_PROCESSES)]
+    for number, figures in enumerate(runs, 1):
+        parts = "  ".join(f"{figures[f'cpu_ms_per_job_{part}']:{len(part)}.1f}" for part in STACK_PROCESSES)
+        lines.append(
+            f"{number:>3}  {figures['pipeline_jobs_per_s']:6.1f}  {figures['ratio_vs_bare_all_cores']:12.2f}"
+            f"  {figures['overhead_cpu_ms_per_job']:15.1f}  {figures['get_p99_ms']:10.1f}"
+            f"  {figures['unloaded_p50_ms']:15.1f}   {parts}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
