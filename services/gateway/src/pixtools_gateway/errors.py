@@ -34,15 +34,21 @@ class Problem(Exception):
 
 
 class Unauthorized(Problem):
-    """No valid API key was sent."""
+    """No valid API key or access token was sent."""
 
-    status, slug, title = 401, "unauthorized", "Missing or invalid API key"
+    status, slug, title = 401, "unauthorized", "Missing or invalid credentials"
 
 
 class Forbidden(Problem):
     """The key may not do this."""
 
     status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class InsufficientScope(Forbidden):
+    """The key or access token lacks the scope the operation needs."""
+
+    status, slug, title = 403, "insufficient-scope", "Missing scope"
 
 
 class NotFound(Problem):
