@@ -148,7 +148,10 @@ def _signing_key(settings: GatewaySettings) -> Ed25519PrivateKey:
             "they will not survive a restart and other replicas will not accept them"
         )
         return Ed25519PrivateKey.generate()
-    key = serialization.load_pem_private_key(pem, password=None)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as error:
+        raise ValueError("the token signing key is not an unencrypted PEM private key") from error
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError("the token signing key must be an Ed25519 private key (openssl genpkey -algorithm ed25519)")
     return key
