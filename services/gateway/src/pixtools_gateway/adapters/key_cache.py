@@ -50,6 +50,7 @@ class KeyCache:
         self._hashes: dict[uuid.UUID, str] = {}
         self._connection: asyncpg.Connection | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
         self._generation = 0
 
     @property
@@ -128,6 +129,7 @@ class KeyCache:
     def _on_lost(self, connection: object) -> None:
         log.warning("API key notifications lost; keys are read from the database until they are back")
         self.clear()
+        self._lost.set()
 
     async def _connect(self) -> None:
         try:
@@ -148,7 +150,12 @@ class KeyCache:
                 await asyncio.sleep(_RECONNECT_S)
                 await self._connect()
                 continue
-            await asyncio.sleep(_PING_S)
+            self._lost.clear()
+            try:
+                await asyncio.wait_for(self._lost.wait(), _PING_S)
+                continue  # lost: reconnect now
+            except TimeoutError:
+                pass
             connection = self._connection
             if connection is None or connection.is_closed():
                 continue
