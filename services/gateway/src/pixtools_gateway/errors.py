@@ -40,15 +40,9 @@ class Unauthorized(Problem):
 
 
 class Forbidden(Problem):
-    """The key may not do this."""
+    """The key may not do this: it lacks the operation's scope (the detail names it)."""
 
     status, slug, title = 403, "forbidden", "Not allowed"
-
-
-class InsufficientScope(Forbidden):
-    """The key or access token lacks the scope the operation needs."""
-
-    status, slug, title = 403, "insufficient-scope", "Missing scope"
 
 
 class NotFound(Problem):

@@ -64,7 +64,7 @@ async def test_a_read_only_key_cannot_submit_or_manage_keys(api, tenant_key):
     )
     assert submitted.status_code == 403
     assert submitted.headers["content-type"] == "application/problem+json"
-    assert submitted.json()["type"].endswith("/insufficient-scope")
+    assert submitted.json()["type"].endswith("/forbidden")
     assert "'jobs:write'" in submitted.json()["detail"]
     assert 'scope="jobs:write"' in submitted.headers["www-authenticate"]
     for method, path in (("GET", "/v1/api-keys"), ("POST", "/v1/api-keys")):

@@ -13,7 +13,7 @@ from pixtools_gateway.access_tokens import AccessTokens, InvalidToken, looks_lik
 from pixtools_gateway.adapters.key_cache import Caller, KeyCache
 from pixtools_gateway.adapters.key_usage import KeyUsage
 from pixtools_gateway.adapters.notifications import JobNotifications
-from pixtools_gateway.errors import Forbidden, InsufficientScope, Unauthorized
+from pixtools_gateway.errors import Forbidden, Unauthorized
 from pixtools_gateway.handlers.tenants import find_caller, find_caller_by_id
 from pixtools_gateway.security import ADMIN, JOBS_READ, JOBS_WRITE, KEYS_MANAGE, WEBHOOKS_MANAGE, hash_api_key
 from pixtools_gateway.settings import GatewaySettings
@@ -89,7 +89,7 @@ async def caller(
         who = await _key_caller(shared, credential)
     for scope in security_scopes.scopes:
         if scope not in who.scopes:
-            raise InsufficientScope(
+            raise Forbidden(
                 f"this operation needs the '{scope}' scope, which this credential does not have",
                 headers=challenge(error="insufficient_scope", scope=scope),
             )

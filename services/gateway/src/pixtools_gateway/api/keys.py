@@ -10,7 +10,7 @@ from pixtools_db import ApiKey
 from pixtools_gateway.adapters.key_cache import Caller
 from pixtools_gateway.api.deps import KeysManager, Session, caller
 from pixtools_gateway.auth_models import ApiKeyList, ApiKeyView, CreatedApiKey, NewApiKey
-from pixtools_gateway.errors import InsufficientScope, InvalidRequest, NotFound
+from pixtools_gateway.errors import Forbidden, InvalidRequest, NotFound
 from pixtools_gateway.handlers.api_keys import list_keys, revoke_key
 from pixtools_gateway.handlers.tenants import create_api_key
 from pixtools_gateway.openapi import problems
@@ -39,7 +39,7 @@ async def create_key(
     scopes = list(dict.fromkeys(body.scopes))
     for scope in scopes:
         if scope not in who.scopes:
-            raise InsufficientScope(f"cannot grant the '{scope}' scope: the calling credential does not hold it")
+            raise Forbidden(f"cannot grant the '{scope}' scope: the calling credential does not hold it")
     if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
         raise InvalidRequest(
             "expires_at must be in the future", errors=[{"loc": ["body", "expires_at"], "msg": "in the past"}]
