@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pixtools_gateway.settings import GatewaySettings
 
 ALGORITHM = "EdDSA"
+_VERIFIED_LIMIT = 10_000
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +37,7 @@ class AccessClaims:
     key_id: uuid.UUID
     tenant_id: uuid.UUID | None
     scopes: frozenset[str]
+    expires_at: float = 0.0
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
@@ -69,6 +71,8 @@ class AccessTokens:
         self._kid = key_id_of(signing_key.public_key())
         self._verifying = {key_id_of(key): key for key in (signing_key.public_key(), *previous_keys)}
         self.issuer, self.audience, self.lifetime_s = issuer, audience, lifetime_s
+        # A signature check costs far more than a request's other work: remember tokens already verified.
+        self._verified: dict[str, AccessClaims] = {}
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> "AccessTokens":
@@ -97,6 +101,19 @@ class AccessTokens:
 
     def verify(self, token: str) -> AccessClaims:
         """The claims of a token this service signed and that is still valid; raises InvalidToken otherwise."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at <= time.time():
+                del self._verified[token]
+                raise InvalidToken("the access token has expired")
+            return known
+        claims = self._decode(token)
+        if len(self._verified) >= _VERIFIED_LIMIT:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             public_key = self._verifying.get(kid) if isinstance(kid, str) else None
@@ -115,6 +132,7 @@ class AccessTokens:
                 key_id=uuid.UUID(claims["sub"]),
                 tenant_id=uuid.UUID(tenant) if tenant else None,
                 scopes=frozenset(str(claims["scope"]).split()),
+                expires_at=float(claims["exp"]),
             )
         except jwt.ExpiredSignatureError as error:
             raise InvalidToken("the access token has expired") from error

@@ -187,3 +187,15 @@ async def test_last_use_is_recorded_off_the_request_path_at_most_once_an_interva
             assert (await client.get("/v1/jobs", headers=bearer(key["key"]))).status_code == 200
         await asyncio.sleep(1.5)  # more than a flush period: a second write would have landed
         assert await last_used() == first
+
+
+async def test_a_key_cannot_revoke_itself_and_stays_usable(api, tenant_key):
+    own = next(
+        item
+        for item in (await api.client.get("/v1/api-keys", headers=bearer(tenant_key))).json()["items"]
+        if tenant_key.startswith(item["prefix"])
+    )
+    refused = await api.client.delete(f"/v1/api-keys/{own['id']}", headers=bearer(tenant_key))
+    assert refused.status_code == 409
+    assert "cannot revoke itself" in refused.json()["detail"]
+    assert (await api.client.get("/v1/jobs", headers=bearer(tenant_key))).status_code == 200

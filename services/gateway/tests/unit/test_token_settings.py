@@ -1,5 +1,6 @@
 """Signing keys from settings: production refuses to start without one; development makes an ephemeral one."""
 
+import time
 import uuid
 
 import jwt
@@ -62,3 +63,12 @@ def test_a_token_is_a_jwt_with_the_documented_claims() -> None:
     assert set(claims) == {"sub", "tenant", "scope", "iat", "exp", "aud", "iss"}
     assert (claims["sub"], claims["tenant"], claims["scope"]) == (str(key_id), str(tenant_id), "jobs:read jobs:write")
     assert (claims["aud"], claims["iss"], claims["exp"] - claims["iat"]) == ("api", "https://auth.example", 900)
+
+
+def test_a_token_remembered_as_verified_still_expires_on_time() -> None:
+    tokens = AccessTokens(Ed25519PrivateKey.generate(), issuer="pixtools", audience="pixtools-api", lifetime_s=1)
+    token = tokens.issue(key_id=uuid.uuid4(), tenant_id=None, scopes=["admin"])
+    assert tokens.verify(token) is tokens.verify(token)  # the second answer comes from the remembered claims
+    time.sleep(1.1)
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.verify(token)

@@ -10,7 +10,7 @@ from pixtools_db import ApiKey
 from pixtools_gateway.adapters.key_cache import Caller
 from pixtools_gateway.api.deps import KeysManager, Session, caller
 from pixtools_gateway.auth_models import ApiKeyList, ApiKeyView, CreatedApiKey, NewApiKey
-from pixtools_gateway.errors import Forbidden, InvalidRequest, NotFound
+from pixtools_gateway.errors import Forbidden, InvalidRequest, NotFound, StateConflict
 from pixtools_gateway.handlers.api_keys import list_keys, revoke_key
 from pixtools_gateway.handlers.tenants import create_api_key
 from pixtools_gateway.openapi import problems
@@ -59,10 +59,16 @@ async def read_keys(tenant_id: KeysManager, session: Session) -> ApiKeyList:
 
 
 @router.delete(
-    "/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key", responses=problems(404)
+    "/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key", responses=problems(404, 409)
 )
-async def delete_key(key_id: uuid.UUID, tenant_id: KeysManager, session: Session) -> Response:
-    """Revoke the key and end its refresh tokens; every gateway refuses it, and its access tokens, within a second."""
+async def delete_key(key_id: uuid.UUID, tenant_id: KeysManager, who: Manager, session: Session) -> Response:
+    """Revoke the key and end its refresh tokens; every gateway refuses it, and its access tokens, within a second.
+
+    A key cannot revoke itself (409), so a client cannot lock itself out by mistake: revoke it with another key
+    holding `keys:manage`, or with `pixtools-admin revoke-key`.
+    """
+    if key_id == who.key_id:
+        raise StateConflict("a key cannot revoke itself: use another key with 'keys:manage' or pixtools-admin")
     if await revoke_key(session, key_id=key_id, tenant_id=tenant_id) is None:
         raise NotFound("the tenant has no API key with that id")
     await session.commit()
