@@ -9,13 +9,16 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pixtools_db import create_engine, session_factory, upgrade
+from pixtools_db import ApiKey, Tenant, create_engine, session_factory, upgrade
+from pixtools_gateway.handlers.api_keys import find_keys, list_all_keys, revoke_key
 from pixtools_gateway.handlers.tenants import add_api_key, create_tenant, ensure_dev_tenant
 from pixtools_gateway.settings import GatewaySettings
 
@@ -47,8 +50,43 @@ async def _create_tenant(session: AsyncSession, name: str) -> str:
 
 
 async def _create_admin_key(session: AsyncSession) -> str:
-    key = await add_api_key(session, tenant_id=None, scope="admin")
+    key = await add_api_key(session, tenant_id=None)
     return f"admin API key (shown once):\n{key}"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"
+
+
+def _key_line(key: ApiKey, tenant: str | None) -> str:
+    """One key, tab-separated: never its secret or hash."""
+    state = "revoked" if key.revoked_at else "expired" if key.expires_at and key.expires_at <= _now() else "active"
+    fields = [str(key.id), key.prefix, tenant or "(admin)", key.name, ",".join(key.scopes), state]
+    fields += [_when(key.created_at), _when(key.last_used_at), _when(key.expires_at), _when(key.revoked_at)]
+    return "\t".join(fields)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _list_keys(session: AsyncSession, tenant: str | None) -> str:
+    keys = await list_all_keys(session, tenant_name=tenant)
+    if tenant is not None and not keys and await session.scalar(select(Tenant.id).where(Tenant.name == tenant)) is None:
+        raise AdminError(f"no tenant is named {tenant!r}")
+    header = "id\tprefix\ttenant\tname\tscopes\tstate\tcreated\tlast used\texpires\trevoked"
+    return "\n".join([header, *(_key_line(key, name) for key, name in keys)])
+
+
+async def _revoke_key(session: AsyncSession, id_or_prefix: str) -> str:
+    found = await find_keys(session, id_or_prefix=id_or_prefix)
+    if not found:
+        raise AdminError(f"no API key has the id or prefix {id_or_prefix!r}; see pixtools-admin list-keys")
+    if len(found) > 1:
+        raise AdminError(f"{len(found)} API keys have the prefix {id_or_prefix!r}; revoke one by its id")
+    key = await revoke_key(session, key_id=found[0].id, tenant_id=None)
+    assert key is not None
+    return f"API key {key.id} ({key.prefix}) revoked at {_when(key.revoked_at)}"
 
 
 async def _seed_dev(session: AsyncSession, key: str) -> str:
@@ -88,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     tenant.add_argument("name")
     commands.add_parser("create-admin-key", help="create an admin API key and print it")
     commands.add_parser("seed-dev", help="create the local development tenant with PIXTOOLS_DEV_API_KEY")
+    listing = commands.add_parser("list-keys", help="list API keys (never their secrets), tab-separated")
+    listing.add_argument("--tenant", metavar="NAME", help="only this tenant's keys")
+    revoking = commands.add_parser("revoke-key", help="revoke an API key and its refresh tokens")
+    revoking.add_argument("key", metavar="ID_OR_PREFIX", help="the key's id, or its prefix as list-keys shows it")
     args = parser.parse_args(argv)
     settings = GatewaySettings()
     if args.command == "seed-dev" and settings.env == "production":
@@ -95,11 +137,15 @@ def main(argv: list[str] | None = None) -> None:
     name = getattr(args, "name", "")
     if args.command == "create-tenant" and not 0 < len(name.strip()) <= 200:
         parser.error("a tenant name is 1 to 200 characters")
+    if args.command == "revoke-key" and not 0 < len(args.key.strip()) <= 100:
+        parser.error("give the key's id or its prefix as list-keys shows it")
     commands_by_name: dict[str, Command] = {
         "migrate": lambda: _migrate(settings),
         "create-tenant": lambda: _in_transaction(settings, lambda session: _create_tenant(session, name)),
         "create-admin-key": lambda: _in_transaction(settings, _create_admin_key),
         "seed-dev": lambda: _in_transaction(settings, lambda session: _seed_dev(session, settings.dev_api_key)),
+        "list-keys": lambda: _in_transaction(settings, lambda session: _list_keys(session, args.tenant)),
+        "revoke-key": lambda: _in_transaction(settings, lambda session: _revoke_key(session, args.key.strip())),
     }
     try:
         print(_run(commands_by_name[args.command], settings))

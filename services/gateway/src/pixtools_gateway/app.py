@@ -13,8 +13,11 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
 from pixtools_db.pool_metrics import export_pool_metrics
+from pixtools_gateway.access_tokens import AccessTokens
+from pixtools_gateway.adapters.key_cache import KeyCache
+from pixtools_gateway.adapters.key_usage import KeyUsage
 from pixtools_gateway.adapters.notifications import JobNotifications
-from pixtools_gateway.api import admin, batches, docs, health, jobs, operations, webhooks
+from pixtools_gateway.api import admin, auth, batches, docs, health, jobs, keys, operations, webhooks
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
@@ -30,6 +33,9 @@ from pixtools_platform.telemetry import configure_tracing
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """Build the gateway app; nothing connects until the lifespan starts."""
+
+    # Built before anything connects: a configured key that does not load stops the start here.
+    access_tokens = AccessTokens.from_settings(settings)
 
     async def compose(app: FastAPI, resources: AsyncExitStack) -> None:
         engine = create_engine(settings.database_url)
@@ -49,9 +55,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             relay = OutboxRelay(sessions, messages.publisher, poll_s=settings.relay_poll_s)
             relay.start()
             resources.push_async_callback(relay.stop)
+        key_cache = KeyCache(settings.database_url, settings.auth_cache_s)
+        await key_cache.start()
+        resources.push_async_callback(key_cache.stop)
+        key_usage = KeyUsage(engine, settings.key_last_used_interval_s)
+        key_usage.start()
+        resources.push_async_callback(key_usage.stop)
         app.state.broker = messages.connection
         reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.resources = Resources(settings, sessions, reader, blobs, notifications)
+        app.state.resources = Resources(
+            settings, sessions, reader, blobs, notifications, key_cache, key_usage, access_tokens
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +82,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     install_problem_handlers(app)
     install_outage_handlers(app)
-    for module in (jobs, batches, operations, webhooks, admin, health, docs):
+    for module in (jobs, batches, operations, webhooks, keys, auth, admin, health, docs):
         app.include_router(module.router)
     app.webhooks.include_router(webhook_docs)
     install_openapi(app)

@@ -34,13 +34,13 @@ class Problem(Exception):
 
 
 class Unauthorized(Problem):
-    """No valid API key was sent."""
+    """No valid API key or access token was sent."""
 
-    status, slug, title = 401, "unauthorized", "Missing or invalid API key"
+    status, slug, title = 401, "unauthorized", "Missing or invalid credentials"
 
 
 class Forbidden(Problem):
-    """The key may not do this."""
+    """The key may not do this: it lacks the operation's scope (the detail names it)."""
 
     status, slug, title = 403, "forbidden", "Not allowed"
 

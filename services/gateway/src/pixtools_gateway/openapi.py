@@ -49,8 +49,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 _WHY = {
     400: "The body could not be parsed: malformed JSON or multipart.",
-    401: "No API key, or one that is not valid.",
-    403: "The key may not call this: a tenant key on an admin route, or an admin key on a tenant route.",
+    401: "No credential, or a key or access token that is not valid, was revoked or has expired.",
+    403: "The credential lacks the scope this operation needs (`detail` names it): a tenant key on an admin route.",
     404: "The tenant has nothing with that id (or it has expired).",
     409: "Not possible in the current state, or an idempotency key reused for a different request.",
     413: "The upload, or the number of batch items, is over the limit; nothing was created.",
@@ -150,11 +150,24 @@ def refine(document: dict[str, Any]) -> dict[str, Any]:
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             _add_problems(operation)
+            _describe_scopes(operation)
     for path_item in document.get("webhooks", {}).values():
         for operation in path_item.values():
             # The receiver answers these, not the service: FastAPI's validation answer does not apply.
             operation["responses"].pop("422", None)
     return document
+
+
+def _describe_scopes(operation: dict[str, Any]) -> None:
+    """Say in words which scope an operation needs; the security requirements list it too."""
+    if not operation.get("security"):
+        return
+    scopes = sorted(
+        {scope for requirement in operation["security"] for names in requirement.values() for scope in names}
+    )
+    needs = ", ".join(f"`{scope}`" for scope in scopes) if scopes else "none: any valid key or access token"
+    description = operation.get("description", "").rstrip()
+    operation["description"] = f"{description}\n\nScope: {needs}.".lstrip()
 
 
 def _add_problems(operation: dict[str, Any]) -> None:

@@ -1,6 +1,8 @@
 """Gateway settings."""
 
-from pydantic import Field, model_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
 
 from pixtools_platform.settings import CidrList, CommonSettings
 
@@ -27,7 +29,30 @@ class GatewaySettings(CommonSettings):
     presign_expiry_s: int = 3600
     secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
     webhook_allow_cidrs: CidrList = Field(default_factory=list, description="Private networks webhooks may reach.")
-    auth_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is remembered.")
+    auth_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a verified key is remembered; revocation and expiry still end it at once.",
+    )
+    key_last_used_interval_s: float = Field(
+        default=60.0, gt=0, description="How often, at most, a key's `last_used_at` is written."
+    )
+    token_signing_key: SecretStr | None = Field(
+        default=None, description="PEM Ed25519 private key that signs access tokens."
+    )
+    token_signing_key_file: Path | None = Field(
+        default=None, description="A file holding that PEM key, instead of the key itself."
+    )
+    token_previous_public_keys: list[str] = Field(
+        default_factory=list,
+        description="PEM public keys of earlier signing keys, published in the JWKS until their tokens expire.",
+    )
+    token_issuer: str = Field(default="pixtools", description="The `iss` of access tokens.")
+    token_audience: str = Field(default="pixtools-api", description="The `aud` of access tokens.")
+    access_token_ttl_s: int = Field(default=900, ge=1, le=24 * 3600, description="Lifetime of an access token.")
+    refresh_token_ttl_s: int = Field(
+        default=30 * 24 * 3600, ge=60, description="Lifetime of a refresh token that has not been used."
+    )
     max_header_count: int = Field(default=100, ge=1, description="Most request headers; more answers 431.")
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Largest total of request header names and values; more answers 431."
@@ -46,4 +71,11 @@ class GatewaySettings(CommonSettings):
             raise ValueError("the development tenant cannot be seeded in production")
         if self.seed_dev_tenant and self.env != "local" and self.dev_api_key == DEFAULT_DEV_KEY:
             raise ValueError("set PIXTOOLS_DEV_API_KEY: the default key is for local runs only")
+        if self.token_signing_key is not None and self.token_signing_key_file is not None:
+            raise ValueError("set PIXTOOLS_TOKEN_SIGNING_KEY or PIXTOOLS_TOKEN_SIGNING_KEY_FILE, not both")
+        if self.env == "production" and self.token_signing_key is None and self.token_signing_key_file is None:
+            raise ValueError(
+                "set PIXTOOLS_TOKEN_SIGNING_KEY or PIXTOOLS_TOKEN_SIGNING_KEY_FILE: production does not sign "
+                "access tokens with a key that a restart would lose"
+            )
         return self

@@ -46,7 +46,7 @@ async def new_admin_key(database_url: str) -> str:
     engine = create_engine(database_url, pool_size=1)
     try:
         async with session_factory(engine).begin() as session:
-            return await add_api_key(session, tenant_id=None, scope="admin")
+            return await add_api_key(session, tenant_id=None)
     finally:
         await engine.dispose()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from pixtools_db import Tenant, create_engine, session_factory
+from pixtools_db import ApiKey, Tenant, create_engine, session_factory
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,9 @@ async def test_a_duplicate_tenant_name_is_one_line_and_exit_2_without_the_secret
     assert "whsec" not in stdout + stderr
 
 
-@pytest.mark.parametrize("command", [("migrate",), ("create-tenant", "x"), ("create-admin-key",)])
+@pytest.mark.parametrize(
+    "command", [("migrate",), ("create-tenant", "x"), ("create-admin-key",), ("list-keys",), ("revoke-key", "pxt_x")]
+)
 async def test_an_unreachable_database_is_one_line_and_exit_2_without_credentials(command):
     unreachable = "postgresql+asyncpg://admin:hunter2@127.0.0.1:1/pixtools"
     code, stdout, stderr = await _admin(unreachable, *command)
@@ -72,3 +74,63 @@ async def test_an_empty_tenant_name_is_refused_with_exit_2(database_url):
     code, _, stderr = await _admin(database_url, "create-tenant", "  ")
     assert code == 2
     assert "a tenant name is 1 to 200 characters" in stderr
+
+
+async def test_list_keys_shows_every_key_but_no_secret_and_revoke_key_ends_one(database_url):
+    name = f"acme-{secrets.token_hex(3)}"
+    _, created, _ = await _admin(database_url, "create-tenant", name)
+    key = created.splitlines()[-1]
+    code, listed, _ = await _admin(database_url, "list-keys", "--tenant", name)
+    assert code == 0
+    header, row = listed.splitlines()
+    assert header.split("\t")[:6] == ["id", "prefix", "tenant", "name", "scopes", "state"]
+    key_id, prefix, tenant, _, scopes, state = row.split("\t")[:6]
+    assert (tenant, scopes, state) == (name, "jobs:read,jobs:write,keys:manage,webhooks:manage", "active")
+    assert key.startswith(prefix)
+    assert key not in listed
+    code, everything, _ = await _admin(database_url, "list-keys")
+    assert code == 0
+    assert key_id in everything
+    code, revoked, _ = await _admin(database_url, "revoke-key", prefix)
+    assert code == 0
+    assert revoked.startswith(f"API key {key_id} ({prefix}) revoked at ")
+    _, listed, _ = await _admin(database_url, "list-keys", "--tenant", name)
+    assert listed.splitlines()[1].split("\t")[5] == "revoked"
+
+
+async def test_revoke_key_by_id_and_its_errors_exit_2(database_url):
+    code, created, _ = await _admin(database_url, "create-admin-key")
+    assert code == 0
+    admin_key = created.splitlines()[-1]
+    _, listed, _ = await _admin(database_url, "list-keys")
+    key_id = next(line.split("\t")[0] for line in listed.splitlines() if admin_key.startswith(line.split("\t")[1]))
+    assert (await _admin(database_url, "revoke-key", key_id))[0] == 0
+    code, _, stderr = await _admin(database_url, "revoke-key", "pxt_nosuchkey")
+    assert code == 2
+    assert (
+        stderr.strip()
+        == "pixtools-admin: no API key has the id or prefix 'pxt_nosuchkey'; see pixtools-admin list-keys"
+    )
+    code, _, stderr = await _admin(database_url, "revoke-key", " ")
+    assert code == 2
+    assert "give the key's id or its prefix" in stderr
+    code, _, stderr = await _admin(database_url, "list-keys", "--tenant", "no-such-tenant-anywhere")
+    assert code == 2
+    assert stderr.strip() == "pixtools-admin: no tenant is named 'no-such-tenant-anywhere'"
+    assert "Traceback" not in stderr
+
+
+async def test_a_prefix_shared_by_two_keys_is_refused_with_exit_2(database_url):
+    engine = create_engine(database_url, pool_size=1)
+    prefix = f"pxt_{secrets.token_hex(4)}"
+    try:
+        async with session_factory(engine).begin() as session:
+            for _ in range(2):
+                session.add(
+                    ApiKey(tenant_id=None, name="twin", key_hash=secrets.token_hex(32), prefix=prefix, scopes=["admin"])
+                )
+    finally:
+        await engine.dispose()
+    code, _, stderr = await _admin(database_url, "revoke-key", prefix)
+    assert code == 2
+    assert stderr.strip() == f"pixtools-admin: 2 API keys have the prefix {prefix!r}; revoke one by its id"

@@ -20,21 +20,51 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
     return [(method, path, op) for path, item in document["paths"].items() for method, op in item.items()]
 
 
+# The scope each /v1 operation requires; the operation catalogue and the token exchange take any credential.
+SCOPES = {
+    ("post", "/v1/jobs"): "jobs:write",
+    ("delete", "/v1/jobs/{job_id}"): "jobs:write",
+    ("post", "/v1/jobs/{job_id}/retry"): "jobs:write",
+    ("post", "/v1/batches"): "jobs:write",
+    ("delete", "/v1/batches/{batch_id}"): "jobs:write",
+    ("post", "/v1/batches/{batch_id}/retry"): "jobs:write",
+    ("get", "/v1/webhooks/secret"): "webhooks:manage",
+    ("post", "/v1/webhooks/secret/rotate"): "webhooks:manage",
+    ("get", "/v1/api-keys"): "keys:manage",
+    ("post", "/v1/api-keys"): "keys:manage",
+    ("delete", "/v1/api-keys/{key_id}"): "keys:manage",
+    ("get", "/v1/operations"): None,
+    ("post", "/v1/auth/token"): None,
+}
+
+
+def _required_scope(method: str, path: str) -> str | None:
+    if path.startswith("/v1/admin/"):
+        return "admin"
+    return SCOPES.get((method, path), "jobs:read" if method == "get" else "?")
+
+
 def test_keys_are_security_schemes_not_header_parameters(document) -> None:
     assert document["components"]["securitySchemes"] == {
         "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "A tenant or admin API key."},
         "Bearer": {
             "type": "http",
             "scheme": "bearer",
-            "description": "The same API key as `Authorization: Bearer <key>`.",
+            "bearerFormat": "API key or JWT",
+            "description": "An API key, or an access token from `POST /v1/auth/token` (a JWT), "
+            "as `Authorization: Bearer`.",
         },
     }
     for method, path, op in operations(document):
         names = {parameter["name"].lower() for parameter in op.get("parameters", [])}
         assert not names & {"authorization", "x-api-key"}, (method, path)
-        if path.startswith("/v1/"):
-            assert op["security"] == [{"Bearer": []}, {"ApiKey": []}], (method, path)
+        if path.startswith("/v1/") and path != "/v1/auth/refresh":
+            scope = _required_scope(method, path)
+            scopes = [scope] if scope else []
+            assert op["security"] == [{"Bearer": scopes}, {"ApiKey": scopes}], (method, path)
+            assert op["description"].endswith(f"Scope: `{scope}`." if scope else "any valid key or access token.")
         else:
+            # The refresh token is its own credential; health, documents and the JWKS are public.
             assert "security" not in op, (method, path)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from pixtools_gateway.adapters.admin_broker import AdminBroker
 from pixtools_gateway.adapters.rabbit_management import RabbitManagement, vhost_of
@@ -22,7 +22,7 @@ from pixtools_gateway.admin_models import (
     StageStatsView,
     StatsView,
 )
-from pixtools_gateway.api.deps import Resources, Shared, require_admin
+from pixtools_gateway.api.deps import ADMIN_ONLY, Resources, Shared
 from pixtools_gateway.handlers.dead_letters import discard_dead_letters, list_dead_letters, replay_dead_letters
 from pixtools_gateway.handlers.stats import (
     job_counts,
@@ -35,7 +35,7 @@ from pixtools_gateway.openapi import problems
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.broker import Topology
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[ADMIN_ONLY])
 
 
 def _broker(settings: GatewaySettings) -> contextlib.AbstractAsyncContextManager[AdminBroker]:

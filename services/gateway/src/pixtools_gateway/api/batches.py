@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from pixtools_contracts import JobState
 from pixtools_gateway.api.batch_bodies import read_batch_upload, read_url_batch
-from pixtools_gateway.api.deps import IdempotencyKey, LastEventId, Resources, Shared, TenantId
+from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Shared, TenantId
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import batch_events as batch_progress
 from pixtools_gateway.body_validation import request_body
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 async def submit_batch(
     request: Request,
     shared: Shared,
-    tenant_id: TenantId,
+    tenant_id: JobsWriter,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Create the batch and all its jobs in one transaction; 413 with nothing created above 1000 items."""
@@ -144,7 +144,7 @@ async def batch_events(
 
 
 @router.delete("/{batch_id}", response_model=BatchControlled, summary="Cancel a batch", responses=problems(404))
-async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> BatchControlled:
+async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> BatchControlled:
     """Cancel every queued or running job of the batch; repeating the call is harmless."""
     async with shared.sessions.begin() as session:
         done = await cancel_batch(session, tenant_id=tenant_id, batch_id=batch_id, reason="batch cancelled by client")
@@ -158,7 +158,7 @@ async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, sha
     summary="Retry a batch's failed jobs",
     responses=problems(404, 409),
 )
-async def retry(batch_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> BatchControlled:
+async def retry(batch_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> BatchControlled:
     """Retry every failed or partially failed job of the batch (only their failed steps)."""
     async with shared.sessions.begin() as session:
         done = await retry_batch(session, tenant_id=tenant_id, batch_id=batch_id)

@@ -1,18 +1,21 @@
 """Request dependencies, as Annotated aliases so endpoint signatures read like prose."""
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pixtools_gateway.access_tokens import AccessTokens, InvalidToken, looks_like_token
+from pixtools_gateway.adapters.key_cache import Caller, KeyCache
+from pixtools_gateway.adapters.key_usage import KeyUsage
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.errors import Forbidden, Unauthorized
-from pixtools_gateway.handlers.tenants import Caller, find_caller
+from pixtools_gateway.handlers.tenants import find_caller, find_caller_by_id
+from pixtools_gateway.security import ADMIN, JOBS_READ, JOBS_WRITE, KEYS_MANAGE, WEBHOOKS_MANAGE, hash_api_key
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.blobstore import BlobStore
 
@@ -29,7 +32,9 @@ class Resources:
     reader: AsyncEngine
     blobs: BlobStore
     notifications: JobNotifications
-    key_cache: dict[str, tuple[float, Caller]] = field(default_factory=dict)
+    key_cache: KeyCache
+    key_usage: KeyUsage
+    access_tokens: AccessTokens
 
     async def output_url(self, jobs_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
         """An output's download URL: presigned, or the gateway's download route under `jobs_url` (…/v1/jobs)."""
@@ -56,37 +61,85 @@ async def session(shared: Shared) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(session)]
 
 
-# The two ways of sending a key, declared as OpenAPI security schemes; either one is enough.
+# The two ways of sending a credential, declared as OpenAPI security schemes; either one is enough.
 _KEY_HEADER = APIKeyHeader(
     name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="A tenant or admin API key."
 )
 _BEARER = HTTPBearer(
-    scheme_name="Bearer", auto_error=False, description="The same API key as `Authorization: Bearer <key>`."
+    scheme_name="Bearer",
+    bearerFormat="API key or JWT",
+    auto_error=False,
+    description="An API key, or an access token from `POST /v1/auth/token` (a JWT), as `Authorization: Bearer`.",
 )
 
 
 async def caller(
+    security_scopes: SecurityScopes,
     shared: Shared,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     x_api_key: Annotated[str | None, Depends(_KEY_HEADER)],
 ) -> Caller:
-    """Authenticate the API key from `Authorization: Bearer` or `X-API-Key`."""
-    key = bearer.credentials.strip() if bearer is not None else x_api_key
-    if not key:
-        raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'", headers=_challenge())
-    cached = shared.key_cache.get(key)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+    """Authenticate the key or access token from `Authorization: Bearer` or `X-API-Key`; check the route's scopes."""
+    credential = bearer.credentials.strip() if bearer is not None else x_api_key
+    if not credential:
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'", headers=challenge())
+    if bearer is not None and looks_like_token(credential):
+        who = await _token_caller(shared, credential)
+    else:
+        who = await _key_caller(shared, credential)
+    for scope in security_scopes.scopes:
+        if scope not in who.scopes:
+            raise Forbidden(
+                f"this operation needs the '{scope}' scope, which this credential does not have",
+                headers=challenge(error="insufficient_scope", scope=scope),
+            )
+    shared.key_usage.touch(who.key_id)
+    return who
+
+
+async def _key_caller(shared: Resources, key: str) -> Caller:
+    key_hash = hash_api_key(key)
+    found = shared.key_cache.by_hash(key_hash)
+    if found is not None and found.live():
+        return found
+    since = shared.key_cache.generation
     async with shared.sessions() as opened:
-        found = await find_caller(opened, key=key)
+        found = await find_caller(opened, key_hash=key_hash)
     if found is None:
-        raise Unauthorized("the API key is not valid", headers=_challenge())
-    shared.key_cache[key] = (time.monotonic() + shared.settings.auth_cache_s, found)
+        raise Unauthorized("the API key is not valid, was revoked or has expired", headers=challenge())
+    shared.key_cache.remember(found, key_hash=key_hash, since=since)
     return found
 
 
-def _challenge() -> dict[str, str]:
-    return {"WWW-Authenticate": 'Bearer realm="pixtools"'}
+async def _token_caller(shared: Resources, token: str) -> Caller:
+    """An access token's caller: its signature and claims, then its key's state (revocation ends the token)."""
+    try:
+        claims = shared.access_tokens.verify(token)
+    except InvalidToken as error:
+        raise Unauthorized(str(error), headers=challenge(error="invalid_token")) from error
+    key = shared.key_cache.by_id(claims.key_id)
+    if key is None or not key.live():
+        since = shared.key_cache.generation
+        async with shared.sessions() as opened:
+            key = await find_caller_by_id(opened, key_id=claims.key_id)
+        if key is None:
+            raise Unauthorized(
+                "the access token's API key was revoked or has expired", headers=challenge(error="invalid_token")
+            )
+        shared.key_cache.remember(key, key_hash=None, since=since)
+    return Caller(
+        key_id=key.key_id,
+        tenant_id=key.tenant_id,
+        scopes=key.scopes & claims.scopes,
+        expires_at=key.expires_at,
+        via_token=True,
+    )
+
+
+def challenge(**params: str) -> dict[str, str]:
+    """The `WWW-Authenticate` header of a refusal (RFC 6750 error and scope when given)."""
+    extra = "".join(f', {name}="{value}"' for name, value in params.items())
+    return {"WWW-Authenticate": f'Bearer realm="pixtools"{extra}'}
 
 
 async def tenant_id(who: Annotated[Caller, Depends(caller)]) -> uuid.UUID:
@@ -96,17 +149,22 @@ async def tenant_id(who: Annotated[Caller, Depends(caller)]) -> uuid.UUID:
     return who.tenant_id
 
 
-TenantId = Annotated[uuid.UUID, Depends(tenant_id)]
-
-
-async def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
-    """The caller of an admin key; tenant keys may not use admin endpoints."""
-    if who.tenant_id is not None or who.scope != "admin":
-        raise Forbidden("this endpoint needs an admin API key")
-    return who
-
-
-AdminCaller = Annotated[Caller, Depends(require_admin)]
+# A route's scope is declared by the alias it takes: FastAPI passes the scopes down to `caller`, which checks
+# them, and lists them in the operation's OpenAPI security requirements.
+JobsReader = Annotated[uuid.UUID, Security(tenant_id, scopes=[JOBS_READ])]
+"""The calling tenant, with the `jobs:read` scope."""
+JobsWriter = Annotated[uuid.UUID, Security(tenant_id, scopes=[JOBS_WRITE])]
+"""The calling tenant, with the `jobs:write` scope."""
+KeysManager = Annotated[uuid.UUID, Security(tenant_id, scopes=[KEYS_MANAGE])]
+"""The calling tenant, with the `keys:manage` scope."""
+WebhooksManager = Annotated[uuid.UUID, Security(tenant_id, scopes=[WEBHOOKS_MANAGE])]
+"""The calling tenant, with the `webhooks:manage` scope."""
+TenantId = JobsReader
+"""The calling tenant, for reads (`jobs:read`)."""
+AnyCaller = Annotated[Caller, Depends(caller)]
+"""Any valid key or access token, whatever its scopes."""
+ADMIN_ONLY = Security(caller, scopes=[ADMIN])
+"""The dependency of admin routes: the `admin` scope, which only admin keys hold."""
 
 
 IdempotencyKey = Annotated[

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from pixtools_contracts import JobState
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, read_json_object
-from pixtools_gateway.api.deps import IdempotencyKey, LastEventId, Resources, Session, Shared, TenantId
+from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Session, Shared, TenantId
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import job_events as job_progress
 from pixtools_gateway.body_validation import form_fields, request_body, validated
@@ -53,7 +53,7 @@ _JSON_BODY_LIMIT = 256 * 1024
 async def submit(
     request: Request,
     shared: Shared,
-    tenant_id: TenantId,
+    tenant_id: JobsWriter,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Accept a job: 202 only once the job and its outbox rows are committed."""
@@ -192,7 +192,7 @@ async def download_output(
 
 
 @router.delete("/{job_id}", response_model=JobControlled, summary="Cancel a job", responses=problems(404, 409))
-async def cancel(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> JobControlled:
+async def cancel(job_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> JobControlled:
     """Queued steps are skipped and running steps' results discarded; cancelling again changes nothing.
 
     A cancelled job stays readable: `GET /v1/jobs/{job_id}` answers with state `cancelled`, the outputs made
@@ -210,7 +210,7 @@ async def cancel(job_id: uuid.UUID, request: Request, tenant_id: TenantId, share
     summary="Retry a job's failed steps",
     responses=problems(404, 409),
 )
-async def retry(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> JobControlled:
+async def retry(job_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> JobControlled:
     """Run only the failed steps again (or the URL fetch that failed); outputs that succeeded are kept."""
     async with shared.sessions.begin() as session:
         done = await retry_job(session, tenant_id=tenant_id, job_id=job_id)

@@ -1,0 +1,166 @@
+"""Verified API keys, remembered for a short while and forgotten the moment Postgres says a key changed.
+
+A trigger on `api_keys` NOTIFYs `pixtools_api_keys` with the key's id when it is revoked, its expiry or
+scopes change, or it is deleted; each gateway process LISTENs on its own connection and drops the key at
+once, so a revocation reaches every replica within the notification's delay. While that connection is down
+nothing is cached (every request reads the key), and a cached key never outlives its `expires_at`.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "pixtools_api_keys"
+_RECONNECT_S = 1.0
+_PING_S = 5.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the API key, its tenant (none for admin keys) and the scopes it may use."""
+
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    scopes: frozenset[str]
+    expires_at: datetime | None = None
+    via_token: bool = False
+
+    def live(self) -> bool:
+        """Not past its expiry."""
+        return self.expires_at is None or self.expires_at > datetime.now(UTC)
+
+
+class KeyCache:
+    """Callers by key hash and by key id, each kept until min(now + ttl, the key's expiry) or a notification."""
+
+    def __init__(self, database_url: str, ttl_s: float) -> None:
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._ttl_s = ttl_s
+        self._by_hash: dict[str, tuple[float, Caller]] = {}
+        self._by_id: dict[uuid.UUID, tuple[float, Caller]] = {}
+        self._hashes: dict[uuid.UUID, str] = {}
+        self._connection: asyncpg.Connection | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._generation = 0
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications arrive, so that caching is safe."""
+        return self._connection is not None and not self._connection.is_closed()
+
+    @property
+    def generation(self) -> int:
+        """Advances with every notification and every lost connection: read it before loading a key."""
+        return self._generation
+
+    async def start(self) -> None:
+        """Listen for key changes and keep listening: reconnect after a drop, caching nothing meanwhile."""
+        await self._connect()
+        self._watchdog = asyncio.create_task(self._watch(), name="key-cache-watchdog")
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        if self._connection is not None:
+            await self._connection.close()
+
+    def by_hash(self, key_hash: str) -> Caller | None:
+        """The cached caller of a key, by the key's hash."""
+        return self._fresh(self._by_hash.get(key_hash))
+
+    def by_id(self, key_id: uuid.UUID) -> Caller | None:
+        """The cached caller of a key, by the key's id (for access tokens)."""
+        return self._fresh(self._by_id.get(key_id))
+
+    def remember(self, caller: Caller, *, key_hash: str | None, since: int) -> None:
+        """Cache a caller loaded from the database, unless a key changed after `since` (the read may be stale)."""
+        if self._ttl_s <= 0 or not self.listening or since != self._generation:
+            return
+        deadline = time.monotonic() + self._ttl_s
+        if caller.expires_at is not None:
+            deadline = min(deadline, time.monotonic() + (caller.expires_at - datetime.now(UTC)).total_seconds())
+        self._by_id[caller.key_id] = (deadline, caller)
+        if key_hash is not None:
+            self._by_hash[key_hash] = (deadline, caller)
+            self._hashes[caller.key_id] = key_hash
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        """Drop everything cached about one key."""
+        self._generation += 1
+        self._by_id.pop(key_id, None)
+        key_hash = self._hashes.pop(key_id, None)
+        if key_hash is not None:
+            self._by_hash.pop(key_hash, None)
+
+    def clear(self) -> None:
+        """Drop everything cached."""
+        self._generation += 1
+        self._by_hash.clear()
+        self._by_id.clear()
+        self._hashes.clear()
+
+    @staticmethod
+    def _fresh(entry: tuple[float, Caller] | None) -> Caller | None:
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def _on_notify(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            key_id = uuid.UUID(payload)
+        except ValueError:
+            self.clear()
+            return
+        self.forget(key_id)
+
+    def _on_lost(self, connection: object) -> None:
+        log.warning("API key notifications lost; keys are read from the database until they are back")
+        self.clear()
+        self._lost.set()
+
+    async def _connect(self) -> None:
+        try:
+            connection = await asyncpg.connect(self._dsn, timeout=5)
+            await connection.add_listener(CHANNEL, self._on_notify)
+            connection.add_termination_listener(self._on_lost)
+        except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+            log.warning("API key notifications unavailable; keys are not cached", extra={"error": repr(error)})
+            return
+        # Whatever changed while nobody listened is unknown: start from nothing.
+        self.clear()
+        self._connection = connection
+
+    async def _watch(self) -> None:
+        """Reconnect a lost connection, and ping a live one so that a silently dead one is noticed."""
+        while True:
+            if not self.listening:
+                await asyncio.sleep(_RECONNECT_S)
+                await self._connect()
+                continue
+            self._lost.clear()
+            try:
+                await asyncio.wait_for(self._lost.wait(), _PING_S)
+                continue  # lost: reconnect now
+            except TimeoutError:
+                pass
+            connection = self._connection
+            if connection is None or connection.is_closed():
+                continue
+            try:
+                await connection.fetchval("SELECT 1", timeout=_PING_S)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self.clear()
+                connection.terminate()
