@@ -1,6 +1,6 @@
 """Gateway settings."""
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from pixtools_platform.settings import CidrList, CommonSettings
 
@@ -24,7 +24,17 @@ class GatewaySettings(CommonSettings):
     seed_dev_tenant: bool = Field(default=False, description="Create the development tenant at start-up.")
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
     relay_poll_s: float = 0.5
-    presign_expiry_s: int = 3600
+    presign_expiry_s: int = Field(
+        default=3600, ge=60, description="Lifetime of output links: S3 presigned URLs or the gateway's signed links."
+    )
+    output_link_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the gateway's signed output links (local blob store), at least 32 "
+        "characters, the same on every replica; random per process when unset, which production refuses.",
+    )
+    prefer_wait_max_s: int = Field(
+        default=60, ge=0, description="Longest `Prefer: wait=N` a submission honours; larger waits are cut to it."
+    )
     secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
     webhook_allow_cidrs: CidrList = Field(default_factory=list, description="Private networks webhooks may reach.")
     auth_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is remembered.")
@@ -46,4 +56,9 @@ class GatewaySettings(CommonSettings):
             raise ValueError("the development tenant cannot be seeded in production")
         if self.seed_dev_tenant and self.env != "local" and self.dev_api_key == DEFAULT_DEV_KEY:
             raise ValueError("set PIXTOOLS_DEV_API_KEY: the default key is for local runs only")
+        secret = self.output_link_secret
+        if secret is None and self.env == "production" and self.blob_backend == "local":
+            raise ValueError("set PIXTOOLS_OUTPUT_LINK_SECRET: production signs output links with a key of its own")
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("PIXTOOLS_OUTPUT_LINK_SECRET must be at least 32 characters")
         return self

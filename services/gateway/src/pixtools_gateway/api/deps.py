@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.errors import Forbidden, Unauthorized
 from pixtools_gateway.handlers.tenants import Caller, find_caller
+from pixtools_gateway.output_links import OutputLinks
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.blobstore import BlobStore
 
@@ -29,13 +30,14 @@ class Resources:
     reader: AsyncEngine
     blobs: BlobStore
     notifications: JobNotifications
+    links: OutputLinks
     key_cache: dict[str, tuple[float, Caller]] = field(default_factory=dict)
 
-    async def output_url(self, jobs_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
-        """An output's download URL: presigned, or the gateway's download route under `jobs_url` (…/v1/jobs)."""
+    async def output_url(self, base_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
+        """An output's download URL that needs no key: presigned, or the gateway's signed link under `base_url`."""
         presigned = await self.blobs.presigned_url(output["key"], self.settings.presign_expiry_s)
         # Formatting the route is far cheaper than url_for, and this runs once per output listed.
-        return presigned or f"{jobs_url}/{job_id}/outputs/{output['id']}"
+        return presigned or base_url + self.links.sign(job_id, output["id"])
 
 
 async def resources(request: Request) -> Resources:
