@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 PreferWait = Annotated[
     str | None,
     Header(
+        alias="Prefer",
         description="RFC 7240 preferences; `wait=N` asks for the finished job within N seconds (capped by the "
         "service) instead of a 202. Other preferences, and malformed values, are ignored.",
         examples=["wait=30"],
@@ -66,7 +67,7 @@ _JSON_BODY_LIMIT = 256 * 1024
             "as `GET /v1/jobs/{job_id}` answers it.",
             "headers": {
                 "Preference-Applied": {
-                    "description": "`wait=N`, the seconds waited at most.",
+                    "description": "`wait=N`: the preference was honoured, waiting N seconds at most.",
                     "schema": {"type": "string"},
                 }
             },
