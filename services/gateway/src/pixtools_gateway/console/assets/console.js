@@ -224,7 +224,9 @@ async function follow(jobId, original) {
     if (state && TERMINAL.has(state)) break;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
-  if (mine === following) await showResults(jobId, original);
+  if (mine !== following) return;
+  await showResults(jobId, original);
+  await loadJobs();
 }
 
 // The frames of a text/event-stream body, read with fetch so that the key travels in a header.
