@@ -6,6 +6,7 @@ Controls are found by their accessible names (label, role), so these tests also 
 import io
 import re
 
+import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
@@ -88,3 +89,32 @@ def test_console_shows_detections_counts_and_boxes(vision_stack, tenant_key, pag
     drawn = boxes.locator("rect").count()
     total = sum(int(cell) for cell in counts.locator("tbody tr td:nth-child(2)").all_inner_texts())
     assert drawn == total >= 2
+
+
+def test_console_compares_before_and_after_denoise(vision_stack, tenant_key, page):
+    noisy = Image.effect_noise((240, 160), 40).convert("RGB")
+    buffer = io.BytesIO()
+    noisy.save(buffer, "JPEG", quality=95)
+    open_console(page, vision_stack.gateway_url, tenant_key)
+    run(page, "Denoise", "noisy.jpg", buffer.getvalue())
+    expect(page.get_by_role("status")).to_have_text("succeeded", timeout=180_000)
+    assert loaded_width(page, "Before denoising") == 240
+    assert loaded_width(page, "After denoising") == 240
+    before = page.get_by_role("img", name="Before denoising")
+    page.get_by_label("Before/after split", exact=True).fill("20")
+    expect(before).to_have_css("clip-path", "inset(0px 80% 0px 0px)")
+
+
+def test_console_follows_a_batch_to_its_totals(stack, tenant_key, page):
+    files = [("files", (f"p{index}.jpg", photo(320 + index * 16, 240))) for index in range(3)]
+    with httpx.Client(base_url=stack.gateway_url, headers={"X-API-Key": tenant_key}, timeout=30) as client:
+        accepted = client.post("/v1/batches", files=files, data={"pipeline": '[{"op": "metadata"}]'})
+    assert accepted.status_code == 202, accepted.text
+    open_console(page, stack.gateway_url, tenant_key)
+    page.get_by_label("Batch id", exact=True).fill(accepted.json()["batch_id"])
+    page.get_by_role("button", name="Show batch").click()
+    expect(page.get_by_text("3 of 3 jobs finished")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("status")).to_have_text("succeeded")
+    expect(page.get_by_label("Batch progress", exact=True)).to_have_attribute("value", "3")
+    totals = page.get_by_role("table", name="Jobs by state")
+    expect(totals.get_by_role("row", name="succeeded 3")).to_be_visible()

@@ -44,7 +44,8 @@ class OutputLinks:
 
     def check(self, path: str, expires: int, signature: str, *, now: float | None = None) -> None:
         """Raise InvalidLink unless the gateway signed this path with this expiry, and it has not passed."""
-        if not hmac.compare_digest(self._signature(path, expires), signature):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters, which a forged link may carry.
+        if not hmac.compare_digest(self._signature(path, expires).encode(), signature.encode()):
             raise InvalidLink("the link's signature does not match; ask the API for a fresh link")
         if expires <= (time.time() if now is None else now):
             raise InvalidLink("the link has expired; read the job again for a fresh one")

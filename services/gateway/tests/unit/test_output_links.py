@@ -36,7 +36,7 @@ def test_links_signed_within_a_minute_are_the_same_so_browsers_can_cache() -> No
     assert links.sign(JOB, OUTPUT, now=start) == links.sign(JOB, OUTPUT, now=start + 10)
 
 
-@pytest.mark.parametrize("change", ["expiry", "signature", "output", "key"])
+@pytest.mark.parametrize("change", ["expiry", "signature", "non-ascii signature", "output", "key"])
 def test_a_changed_link_is_refused(change) -> None:
     links = OutputLinks(b"k" * 32, lifetime_s=3600)
     path, expires, signature = parts(links.sign(JOB, OUTPUT, now=NOW))
@@ -45,6 +45,8 @@ def test_a_changed_link_is_refused(change) -> None:
         expires += 3600
     elif change == "signature":
         signature = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    elif change == "non-ascii signature":
+        signature = "X\u00f1\u00e4" + signature[3:]
     elif change == "output":
         path = f"/v1/output-links/{JOB}/{OTHER}"
     else:
