@@ -128,6 +128,7 @@ async def submit(
         events_url=str(request.url_for("job_events", job_id=job.id)),
     )
     headers = {"Location": accepted.status_url, "Vary": "Prefer"}
+    # `prefer` declares the header in the document; a request may send several Prefer headers, so all are read.
     wait_s = requested_wait(request.headers.getlist("prefer"), shared.settings.prefer_wait_max_s)
     if wait_s:
         output_url = functools.partial(shared.output_url, str(request.base_url).rstrip("/"))
