@@ -17,13 +17,26 @@ from pixtools_gateway.access_tokens import AccessTokens
 from pixtools_gateway.adapters.key_cache import KeyCache
 from pixtools_gateway.adapters.key_usage import KeyUsage
 from pixtools_gateway.adapters.notifications import JobNotifications
-from pixtools_gateway.api import admin, auth, batches, docs, health, jobs, keys, operations, webhooks
+from pixtools_gateway.api import (
+    admin,
+    auth,
+    batches,
+    docs,
+    health,
+    jobs,
+    keys,
+    operations,
+    output_links,
+    pages,
+    webhooks,
+)
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
 from pixtools_gateway.middleware import HeadLimits, RequestTimer
 from pixtools_gateway.openapi import install_openapi
 from pixtools_gateway.outages import install_outage_handlers
+from pixtools_gateway.output_links import OutputLinks
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_gateway.webhook_docs import webhooks as webhook_docs
 from pixtools_platform.logs import configure_logging
@@ -63,8 +76,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         resources.push_async_callback(key_usage.stop)
         app.state.broker = messages.connection
         reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        links = OutputLinks.from_settings(settings)
         app.state.resources = Resources(
-            settings, sessions, reader, blobs, notifications, key_cache, key_usage, access_tokens
+            settings, sessions, reader, blobs, notifications, key_cache, key_usage, access_tokens, links
         )
 
     @contextlib.asynccontextmanager
@@ -79,11 +93,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="0.1.0",
         summary="Image processing and vision pipelines as a service.",
         lifespan=lifespan,
+        # Served from local assets by the docs router instead of FastAPI's CDN-backed pages.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     install_outage_handlers(app)
-    for module in (jobs, batches, operations, webhooks, keys, auth, admin, health, docs):
+    for module in (jobs, output_links, batches, operations, webhooks, keys, auth, admin, health, docs, pages):
         app.include_router(module.router)
+    app.mount(docs.ASSETS, docs.assets(), name="docs-assets")
+    app.mount(pages.ASSETS, pages.assets(), name="console-assets")
     app.webhooks.include_router(webhook_docs)
     install_openapi(app)
 

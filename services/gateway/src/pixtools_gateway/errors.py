@@ -45,6 +45,12 @@ class Forbidden(Problem):
     status, slug, title = 403, "forbidden", "Not allowed"
 
 
+class InvalidLink(Problem):
+    """A signed output link that was altered, or has expired."""
+
+    status, slug, title = 403, "invalid-link", "Invalid or expired link"
+
+
 class NotFound(Problem):
     """Nothing of this tenant's has that id."""
 

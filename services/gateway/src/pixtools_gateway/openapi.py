@@ -65,6 +65,11 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _problem_response(status) for status in statuses}
 
 
+def problem(status: int, why: str) -> dict[int | str, dict[str, Any]]:
+    """One problem response whose reason is particular to the route."""
+    return {status: {**_problem_response(status), "description": why}}
+
+
 def _problem_response(status: int) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _WHY[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}}
     if status == 401:

@@ -50,7 +50,9 @@ class OutputView(BaseModel):
     height: int | None = Field(description="Pixel height, for images.")
     bytes: int = Field(description="Size in bytes.")
     sha256: str = Field(description="Hex SHA-256.")
-    url: str = Field(description="Download URL: presigned, or a gateway path that takes the same API key.")
+    url: str = Field(
+        description="Download URL that needs no key and expires: presigned by S3, or signed by the gateway."
+    )
 
 
 class InputView(BaseModel):
@@ -148,7 +150,9 @@ class BatchOutput(BaseModel):
     step: str = Field(description="Step that produced it.")
     name: str = Field(description="Output name within the step.")
     content_type: str = Field(description="MIME type.")
-    url: str = Field(description="Download URL: presigned, or a gateway path that takes the same API key.")
+    url: str = Field(
+        description="Download URL that needs no key and expires: presigned by S3, or signed by the gateway."
+    )
 
 
 class BatchItemView(BaseModel):

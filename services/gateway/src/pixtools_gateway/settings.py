@@ -26,7 +26,17 @@ class GatewaySettings(CommonSettings):
     seed_dev_tenant: bool = Field(default=False, description="Create the development tenant at start-up.")
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
     relay_poll_s: float = 0.5
-    presign_expiry_s: int = 3600
+    presign_expiry_s: int = Field(
+        default=3600, ge=60, description="Lifetime of output links: S3 presigned URLs or the gateway's signed links."
+    )
+    output_link_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the gateway's signed output links (local blob store), at least 32 "
+        "characters, the same on every replica; random per process when unset, which production refuses.",
+    )
+    prefer_wait_max_s: int = Field(
+        default=60, ge=0, description="Longest `Prefer: wait=N` a submission honours; larger waits are cut to it."
+    )
     secret_grace_s: int = Field(default=24 * 3600, description="How long a rotated webhook secret still signs.")
     webhook_allow_cidrs: CidrList = Field(default_factory=list, description="Private networks webhooks may reach.")
     auth_cache_s: float = Field(
@@ -78,4 +88,9 @@ class GatewaySettings(CommonSettings):
                 "set PIXTOOLS_TOKEN_SIGNING_KEY or PIXTOOLS_TOKEN_SIGNING_KEY_FILE: production does not sign "
                 "access tokens with a key that a restart would lose"
             )
+        secret = self.output_link_secret
+        if secret is None and self.env == "production" and self.blob_backend == "local":
+            raise ValueError("set PIXTOOLS_OUTPUT_LINK_SECRET: production signs output links with a key of its own")
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("PIXTOOLS_OUTPUT_LINK_SECRET must be at least 32 characters")
         return self

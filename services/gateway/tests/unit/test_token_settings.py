@@ -13,7 +13,8 @@ from pixtools_gateway.access_tokens import AccessTokens, InvalidToken
 from pixtools_gateway.app import create_app
 from pixtools_gateway.settings import GatewaySettings
 
-PRODUCTION = {"env": "production", "amqp_url": "amqps://pixtools:secret@broker:5671/"}
+# A production configuration but for the signing key (local storage needs its own link key too).
+PRODUCTION = {"env": "production", "amqp_url": "amqps://pixtools:secret@broker:5671/", "output_link_secret": "x" * 32}
 
 
 def _pem() -> str:

@@ -108,7 +108,7 @@ async def read_batch(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """Totals by state and progress are computed in SQL; `items` is one page in batch order."""
-    output_url = functools.partial(shared.output_url, str(request.url_for("list_all")).split("?")[0])
+    output_url = functools.partial(shared.output_url, str(request.base_url).rstrip("/"))
 
     async with shared.reader.connect() as connection:
         view = await read_batch_view(

@@ -15,6 +15,7 @@ from pixtools_gateway.adapters.key_usage import KeyUsage
 from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.errors import Forbidden, Unauthorized
 from pixtools_gateway.handlers.tenants import find_caller, find_caller_by_id
+from pixtools_gateway.output_links import OutputLinks
 from pixtools_gateway.security import ADMIN, JOBS_READ, JOBS_WRITE, KEYS_MANAGE, WEBHOOKS_MANAGE, hash_api_key
 from pixtools_gateway.settings import GatewaySettings
 from pixtools_platform.blobstore import BlobStore
@@ -35,12 +36,13 @@ class Resources:
     key_cache: KeyCache
     key_usage: KeyUsage
     access_tokens: AccessTokens
+    links: OutputLinks
 
-    async def output_url(self, jobs_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
-        """An output's download URL: presigned, or the gateway's download route under `jobs_url` (…/v1/jobs)."""
+    async def output_url(self, base_url: str, job_id: uuid.UUID, output: Mapping[str, Any]) -> str:
+        """An output's download URL that needs no key: presigned, or the gateway's signed link under `base_url`."""
         presigned = await self.blobs.presigned_url(output["key"], self.settings.presign_expiry_s)
         # Formatting the route is far cheaper than url_for, and this runs once per output listed.
-        return presigned or f"{jobs_url}/{job_id}/outputs/{output['id']}"
+        return presigned or base_url + self.links.sign(job_id, output["id"])
 
 
 async def resources(request: Request) -> Resources:

@@ -5,7 +5,7 @@ import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
@@ -14,6 +14,7 @@ from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, rea
 from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Session, Shared, TenantId
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import job_events as job_progress
+from pixtools_gateway.api.waiting import terminal_view
 from pixtools_gateway.body_validation import form_fields, request_body, validated
 from pixtools_gateway.errors import NotFound, UnsupportedMedia, UploadTooLarge
 from pixtools_gateway.handlers.control import Controlled, cancel_job, retry_job
@@ -22,6 +23,7 @@ from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, Upload, submit_job
 from pixtools_gateway.openapi import download, event_stream, problems
 from pixtools_gateway.pipelines import parse_pipeline
+from pixtools_gateway.prefer import requested_wait
 from pixtools_gateway.request_bodies import MAX_FORM_FIELDS, JobFromUrl, JobUpload
 from pixtools_gateway.responses import JobAccepted, JobControlled, JobPage, JobStateEvent, JobView, StepView
 from pixtools_gateway.settings import GatewaySettings
@@ -38,6 +40,16 @@ OUTPUT_MEDIA_TYPES = [
 ]
 log = logging.getLogger(__name__)
 
+PreferWait = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        description="RFC 7240 preferences; `wait=N` asks for the finished job within N seconds (capped by the "
+        "service) instead of a 202. Other preferences, and malformed values, are ignored.",
+        examples=["wait=30"],
+    ),
+]
+
 _FORM_ALLOWANCE = 256 * 1024  # multipart framing and the small text fields around the file
 _JSON_BODY_LIMIT = 256 * 1024
 
@@ -48,15 +60,34 @@ _JSON_BODY_LIMIT = 256 * 1024
     response_model=JobAccepted,
     summary="Submit an image, or an image URL, and a pipeline",
     openapi_extra=request_body(multipart=JobUpload, json=JobFromUrl),
-    responses=problems(409, 413, 415, 422),
+    responses={
+        200: {
+            "model": JobView,
+            "description": "With `Prefer: wait=N`: the job became terminal within N seconds; the body is the job "
+            "as `GET /v1/jobs/{job_id}` answers it.",
+            "headers": {
+                "Preference-Applied": {
+                    "description": "`wait=N`: the preference was honoured, waiting N seconds at most.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problems(409, 413, 415, 422),
+    },
 )
 async def submit(
     request: Request,
     shared: Shared,
     tenant_id: JobsWriter,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Accept a job: 202 only once the job and its outbox rows are committed."""
+    prefer: PreferWait = None,
+) -> Response:
+    """Accept a job: 202 only once the job and its outbox rows are committed.
+
+    With `Prefer: wait=N` (RFC 7240) the answer waits up to N seconds (at most a configured cap) for the job to
+    finish: 200 with the whole job if it did, else the usual 202. Other preferences and malformed values are
+    ignored.
+    """
     content_type = request.headers.get("content-type", "")
     upload: Upload | None = None
     body: JobUpload | JobFromUrl
@@ -96,7 +127,20 @@ async def submit(
         status_url=str(request.url_for("read_job", job_id=job.id)),
         events_url=str(request.url_for("job_events", job_id=job.id)),
     )
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.status_url})
+    headers = {"Location": accepted.status_url, "Vary": "Prefer"}
+    # `prefer` declares the header in the document; a request may send several Prefer headers, so all are read.
+    wait_s = requested_wait(request.headers.getlist("prefer"), shared.settings.prefer_wait_max_s)
+    if wait_s:
+        output_url = functools.partial(shared.output_url, str(request.base_url).rstrip("/"))
+        view = await terminal_view(shared, tenant_id=tenant_id, job_id=job.id, seconds=wait_s, output_url=output_url)
+        if view is not None:
+            finished = {
+                "Content-Location": accepted.status_url,
+                "Vary": "Prefer",
+                "Preference-Applied": f"wait={wait_s}",
+            }
+            return Response(view.model_dump_json(), media_type="application/json", headers=finished)
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=headers)
 
 
 async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upload, JobUpload]:
@@ -114,7 +158,7 @@ async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upl
 async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> Response:
     """The job's state, steps, outputs with download URLs, and extracted metadata."""
 
-    output_url = functools.partial(shared.output_url, str(request.url).split("?")[0].rsplit("/", 1)[0])
+    output_url = functools.partial(shared.output_url, str(request.base_url).rstrip("/"))
 
     async with shared.reader.connect() as connection:
         view = await read_job_view(connection, tenant_id=tenant_id, job_id=job_id, output_url=output_url)
