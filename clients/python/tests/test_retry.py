@@ -14,6 +14,7 @@ from pixtools_client import (
     RetryPolicy,
     ServiceUnavailable,
     TransportError,
+    WaitTimeout,
 )
 from pixtools_client._retry import retry_after_seconds
 
@@ -170,3 +171,33 @@ async def test_the_async_client_follows_the_same_policy():
         job = await api.get(JOB["job_id"])
     assert job.state == "running"
     assert len(script.requests) == 3
+
+
+def test_wait_polls_the_job_when_its_event_stream_is_refused():
+    states = iter(["running", "running", "succeeded"])
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/events"):
+            return refused(429, "3600")  # too many open streams: not worth waiting for
+        return httpx.Response(200, json={**JOB, "state": next(states)})
+
+    with Client("http://api", "key", retry=FAST, transport=httpx.MockTransport(answer)) as api:
+        job = api.wait(JOB["job_id"], timeout=10, poll_interval=0.01)
+    assert job.state == "succeeded"
+    assert seen[0].endswith("/events")
+    assert seen.count(f"/v1/jobs/{JOB['job_id']}") == 3
+
+
+def test_wait_gives_up_at_its_timeout():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            return refused(503, "3600")
+        return httpx.Response(200, json=JOB)
+
+    with (
+        Client("http://api", "key", retry=FAST, transport=httpx.MockTransport(answer)) as api,
+        pytest.raises(WaitTimeout),
+    ):
+        api.wait(JOB["job_id"], timeout=0.2, poll_interval=0.05)
