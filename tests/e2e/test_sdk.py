@@ -17,6 +17,8 @@ from pixtools_client import (
     NotFound,
     Step,
     Unauthorized,
+    WebhookVerificationError,
+    verify_webhook,
 )
 from pixtools_contracts import OPERATIONS
 
@@ -162,3 +164,22 @@ async def test_the_async_client_has_the_same_calls(module_stack, module_tenant_k
             await api.cancel(uuid.uuid4())
         batch = await api.submit_batch(SMALL_PNG, files=[jpeg((1, 100, 1))])
         assert (await api.wait_batch(batch.batch_id, timeout=90)).state == JobState.SUCCEEDED
+
+
+def test_delivered_webhooks_verify_with_the_old_or_the_new_secret_during_a_rotation(
+    module_stack, tenant_key, webhook_receiver
+):
+    url, received = webhook_receiver
+    with Client(module_stack.gateway_url, tenant_key) as api:
+        old = api.webhook_secret().secret
+        rotated = api.rotate_webhook_secret()
+        assert rotated.secret != old
+        assert rotated.previous_valid_until is not None
+        job = api.wait(api.submit(jpeg((3, 3, 3)), SMALL_PNG, webhook_url=url).job_id, timeout=60)
+    assert received.event.wait(30)
+    headers, body = received.calls[0]
+    assert len(headers["webhook-signature"].split()) == 2
+    for secret in (old, rotated.secret):
+        assert verify_webhook(headers, body, secret)["data"]["job_id"] == str(job.job_id)
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(headers, body + b" ", rotated.secret)

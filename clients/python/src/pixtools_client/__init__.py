@@ -38,6 +38,7 @@ from pixtools_client._models import (
     Step,
     StepError,
     StepState,
+    WebhookSecret,
 )
 from pixtools_client._requests import JobEvent, Pipeline, UrlItem
 from pixtools_client._retry import NO_RETRIES, RetryPolicy
@@ -89,6 +90,7 @@ __all__ = [
     "Unauthorized",
     "UrlItem",
     "WaitTimeout",
+    "WebhookSecret",
     "WebhookVerificationError",
     "__version__",
     "output_filename",

@@ -31,6 +31,7 @@ from pixtools_client._models import (
     JobControlled,
     JobStateChange,
     Operation,
+    WebhookSecret,
 )
 from pixtools_client._retry import RetryPolicy
 from pixtools_client._sse import EventDecoder
@@ -276,6 +277,14 @@ class AsyncClient:
                 return batch
             build.check_deadline(deadline, f"batch {batch_id}")
             await asyncio.sleep(max(0.0, min(poll_interval, deadline - time.monotonic())))
+
+    async def webhook_secret(self) -> WebhookSecret:
+        """The secret that signs this tenant's webhooks (give it to `verify_webhook`)."""
+        return build.parse(WebhookSecret, await self._send(self._build.webhook_secret(rotate=False)))
+
+    async def rotate_webhook_secret(self) -> WebhookSecret:
+        """Issue a new webhook secret; the old one keeps signing too until `previous_valid_until`."""
+        return build.parse(WebhookSecret, await self._send(self._build.webhook_secret(rotate=True)))
 
     async def cancel_batch(self, batch_id: JobId) -> None:
         """Cancel every unfinished job of a batch."""

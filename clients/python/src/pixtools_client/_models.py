@@ -226,6 +226,13 @@ class Operation(Model):
     params_schema: dict[str, Any] = Field(default_factory=dict)
 
 
+class WebhookSecret(Model):
+    """The tenant's webhook signing secret, and until when the previous one still signs after a rotation."""
+
+    secret: str
+    previous_valid_until: datetime | None = None
+
+
 class Problem(Model):
     """An RFC 9457 problem document, as the API sends with every refusal."""
 

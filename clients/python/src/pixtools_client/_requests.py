@@ -28,7 +28,7 @@ from pixtools_client._models import (
 )
 from pixtools_client._sse import ServerSentEvent
 
-Pipeline = Sequence[Mapping[str, Any]] | str
+Pipeline = Sequence[Any] | str
 """A pipeline: a list of steps (`{"op": ..., "params": {...}}`, or `{"parallel": [...]}`), or the same as JSON."""
 UrlItem = str | Mapping[str, str | None]
 """A batch URL: the URL itself, or `{"url": ..., "id": ...}` with the caller's id for it."""
@@ -175,6 +175,10 @@ class Requests:
     def cancel_batch(self, batch_id: uuid.UUID | str) -> httpx.Request:
         """DELETE a batch: cancel its unfinished jobs."""
         return self.build("DELETE", f"/v1/batches/{batch_id}")
+
+    def webhook_secret(self, *, rotate: bool) -> httpx.Request:
+        """GET the webhook signing secret, or POST a rotation of it."""
+        return self.build("POST", "/v1/webhooks/secret/rotate") if rotate else self.build("GET", "/v1/webhooks/secret")
 
     def download(self, output: Downloadable) -> httpx.Request:
         """GET an output's bytes from its URL (the API key goes only to the gateway itself)."""
