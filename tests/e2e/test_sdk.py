@@ -1,13 +1,18 @@
 """The Python SDK against the real stack: submit, wait, download, cancel, retry, batches, errors, async."""
 
+import contextlib
 import hashlib
 import io
+import socket
+import threading
 import uuid
 
+import httpx
 import pytest
 from PIL import Image
 
 from pixtools_client import (
+    NO_RETRIES,
     AsyncClient,
     Client,
     Conflict,
@@ -15,7 +20,9 @@ from pixtools_client import (
     JobState,
     JobStateChange,
     NotFound,
+    RetryPolicy,
     Step,
+    TransportError,
     Unauthorized,
     WebhookVerificationError,
     verify_webhook,
@@ -183,3 +190,73 @@ def test_delivered_webhooks_verify_with_the_old_or_the_new_secret_during_a_rotat
         assert verify_webhook(headers, body, secret)["data"]["job_id"] == str(job.job_id)
     with pytest.raises(WebhookVerificationError):
         verify_webhook(headers, body + b" ", rotated.secret)
+
+
+class AnswerDroppingProxy:
+    """A loopback TCP proxy to the gateway that lets the first `drops` requests through, then hangs up on the client
+    as soon as the gateway answers: the request was handled, but the client never hears so."""
+
+    def __init__(self, upstream_port: int, drops: int):
+        self.upstream_port = upstream_port
+        self.drops = drops
+        self.dropped = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+            if self.drops > 0:
+                self.drops -= 1
+                threading.Thread(target=self._hang_up, args=(client, upstream), daemon=True).start()
+            else:
+                threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
+
+    def _hang_up(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            upstream.recv(65536)  # the gateway's answer: the request was handled
+        self.dropped += 1
+        for end in (client, upstream):
+            # shutdown, not only close: another thread is blocked reading this socket and would keep it open.
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for end in (source, target):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_submission_whose_answer_was_lost_is_sent_again_and_replays_the_same_job(module_stack, tenant_key):
+    gateway = module_stack.ports["gateway"]
+    unlucky = AnswerDroppingProxy(gateway, drops=1)
+    with Client(unlucky.url, tenant_key, retry=NO_RETRIES) as api, pytest.raises(TransportError):
+        api.submit(jpeg((7, 7, 7)), SMALL_PNG)
+    unlucky.close()
+    assert unlucky.dropped == 1
+
+    proxy = AnswerDroppingProxy(gateway, drops=1)
+    with Client(proxy.url, tenant_key, retry=RetryPolicy(base_delay_s=0.05)) as api:
+        accepted = api.submit(jpeg((8, 8, 8)), SMALL_PNG)
+        assert api.wait(accepted.job_id, timeout=60).state == JobState.SUCCEEDED
+    proxy.close()
+    assert proxy.dropped == 1
+    headers = {"Authorization": f"Bearer {tenant_key}"}
+    jobs = httpx.get(f"{module_stack.gateway_url}/v1/jobs", headers=headers, timeout=10).json()["items"]
+    # Two jobs in all: the one whose answer was lost without retries, and one (not two) for the retried submission.
+    assert len(jobs) == 2
+    assert str(accepted.job_id) in {job["job_id"] for job in jobs}
