@@ -168,7 +168,7 @@ def test_ops_lists_every_operation_from_the_catalogue(module_stack, module_tenan
 @pytest.mark.parametrize(
     ("args", "key", "status", "message"),
     [
-        (("ops",), "wrong-key", 3, "pixtools: Missing or invalid API key"),
+        (("ops",), "wrong-key", 3, "pixtools: Missing or invalid"),
         (("status", "00000000-0000-0000-0000-000000000000"), None, 3, "pixtools: Not found"),
         (("submit", "missing.jpg", "--pipeline", "[]"), None, 2, "pixtools: no such file or folder: missing.jpg"),
         (("url", "http://x/a.jpg", "--pipeline", "[{"), None, 2, "pixtools: pipeline is not valid JSON"),
