@@ -40,6 +40,25 @@ def stack(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def module_stack(infra, database_url, tmp_path_factory) -> Iterator[Stack]:
+    """One core stack shared by a module's tests (for tests that need no broker namespace of their own)."""
+    from pixtools_testkit.fixtures import delete_namespace
+
+    namespace = f"t{secrets.token_hex(4)}"
+    try:
+        with _core_stack(infra, database_url, namespace, tmp_path_factory.mktemp("stack")) as running:
+            yield running
+    finally:
+        asyncio.run(delete_namespace(infra.amqp_url, namespace))
+
+
+@pytest.fixture(scope="module")
+def module_tenant_key(database_url) -> str:
+    """A tenant of the module's own, shared by its tests."""
+    return new_tenant_key(database_url)
+
+
 @pytest.fixture
 def gateway_only(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
     """The gateway process alone, relay off: jobs stay where the HTTP API puts them, for tests of the HTTP contract."""

@@ -65,7 +65,12 @@ async def namespace(infra: Infra) -> AsyncIterator[str]:
     """A broker namespace of this test's own; its queues and exchanges are deleted afterwards."""
     name = f"t{secrets.token_hex(4)}"
     yield name
-    connection = await aio_pika.connect(infra.amqp_url)
+    await delete_namespace(infra.amqp_url, name)
+
+
+async def delete_namespace(amqp_url: str, name: str) -> None:
+    """Delete every queue and exchange of a broker namespace."""
+    connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
         # Stages also consume a bulk lane, `<service>.bulk`, with its own dead-letter and delay queues.

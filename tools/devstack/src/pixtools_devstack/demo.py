@@ -1,10 +1,6 @@
 """`pixtools-demo`: push sample images through the example pipeline and print what came out."""
 
-import base64
-import hashlib
-import hmac
 import io
-import json
 import sys
 import threading
 import time
@@ -12,12 +8,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 from PIL import Image, ImageDraw
 
-from pixtools_contracts import JOB_TERMINAL, JobState
+from pixtools_client import Client, Job, JobState, WebhookVerificationError, verify_webhook
 from pixtools_devstack.infra import InfraUnavailable
-from pixtools_devstack.stack import GATEWAY_URL, project_root, running_stack
+from pixtools_devstack.stack import GATEWAY_URL, GPU_STAGES, project_root, running_stack
+from pixtools_devstack.vision import run_vision_round
 
 EXAMPLE_PIPELINE = [
     {"op": "resize", "params": {"width": 256}},
@@ -41,12 +37,12 @@ class WebhookInbox:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def verify(self, headers: dict[str, str], body: bytes) -> bool:
-        """Recompute the signature over id.timestamp.body and compare in constant time."""
-        key = base64.b64decode(self.secret.removeprefix("whsec_"))
-        signed = f"{headers.get('webhook-id')}.{headers.get('webhook-timestamp')}.".encode() + body
-        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-        offered = [item.partition(",")[2] for item in headers.get("webhook-signature", "").split()]
-        return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+        """Whether the Standard Webhooks signature and timestamp check out, as the SDK verifies them."""
+        try:
+            verify_webhook(headers, body, self.secret)
+        except WebhookVerificationError:
+            return False
+        return True
 
 
 def _serve_webhooks(inbox: WebhookInbox) -> ThreadingHTTPServer:
@@ -83,48 +79,32 @@ def sample_images(root: Path) -> list[tuple[str, bytes]]:
     return images
 
 
-def run_demo(client: httpx.Client, images: list[tuple[str, bytes]], webhook_url: str) -> list[dict[str, object]]:
+def run_demo(client: Client, images: list[tuple[str, bytes]], webhook_url: str) -> list[dict[str, object]]:
     """Submit every image, wait for every job, and return one row per job."""
-    submitted: dict[str, tuple[str, float]] = {}
-    for name, data in images:
-        response = client.post(
-            "/v1/jobs",
-            files={"file": (name, data)},
-            data={"pipeline": json.dumps(EXAMPLE_PIPELINE), "webhook_url": webhook_url},
-        )
-        response.raise_for_status()
-        submitted[response.json()["job_id"]] = (name, time.perf_counter())
-    rows: dict[str, dict[str, object]] = {}
-    deadline = time.monotonic() + 300
-    while len(rows) < len(submitted) and time.monotonic() < deadline:
-        for job_id, (name, started) in submitted.items():
-            if job_id in rows:
-                continue
-            job = client.get(f"/v1/jobs/{job_id}").json()
-            if job["state"] in JOB_TERMINAL:
-                rows[job_id] = {
-                    "job": job_id[:8],
-                    "image": name,
-                    "state": job["state"],
-                    "job_json": job,
-                    "seconds": time.perf_counter() - started,
-                }
-        time.sleep(0.1)
-    return list(rows.values())
+    submitted = [
+        (name, client.submit(data, EXAMPLE_PIPELINE, webhook_url=webhook_url, filename=name).job_id)
+        for name, data in images
+    ]
+    rows = []
+    for name, job_id in submitted:
+        job = client.wait(job_id, timeout=300)
+        rows.append({"job": str(job_id)[:8], "image": name, "state": job.state, "job_view": job})
+    return rows
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
-    """Print job, state, outputs with sizes, and time from submit to terminal."""
+    """Print job, state, outputs with sizes, and time from acceptance to the end."""
     print(f"\n{'job':<9} {'image':<18} {'state':<17} {'time':>7}  outputs")
     for row in rows:
-        job = row["job_json"]
-        assert isinstance(job, dict)
+        job = row["job_view"]
+        assert isinstance(job, Job)
         outputs = ", ".join(
-            f"{output['content_type'].split('/')[-1]} {output['width'] or ''}x{output['height'] or ''} "
-            f"{output['bytes'] / 1024:.1f}KiB".replace(" x ", " ")
-            for output in job["outputs"]
+            f"{output.content_type.split('/')[-1]} {output.width or ''}x{output.height or ''} "
+            f"{output.bytes / 1024:.1f}KiB".replace(" x ", " ")
+            for output in job.outputs
         )
-        print(f"{row['job']:<9} {str(row['image'])[:18]:<18} {row['state']:<17} {row['seconds']:>6.2f}s  {outputs}")
+        seconds = job.seconds or 0.0
+        print(f"{row['job']:<9} {str(row['image'])[:18]:<18} {row['state']:<17} {seconds:>6.2f}s  {outputs}")
 
 
 def main() -> None:
@@ -133,12 +113,10 @@ def main() -> None:
     images = sample_images(root)
     inbox = WebhookInbox()
     server = _serve_webhooks(inbox)
+    vision_ok = True
     try:
-        with (
-            running_stack(root),
-            httpx.Client(base_url=GATEWAY_URL, headers={"X-API-Key": "pixtools-dev-key"}, timeout=30) as client,
-        ):
-            inbox.secret = client.get("/v1/webhooks/secret").json()["secret"]
+        with running_stack(root) as stack, Client(GATEWAY_URL, "pixtools-dev-key", timeout=30) as client:
+            inbox.secret = client.webhook_secret().secret
             started = time.perf_counter()
             rows = run_demo(client, images, f"http://127.0.0.1:{server.server_port}/hooks")
             elapsed = time.perf_counter() - started
@@ -151,9 +129,27 @@ def main() -> None:
                 f"\n{succeeded}/{len(images)} jobs succeeded in {elapsed:.1f}s; "
                 f"webhooks received {inbox.received}, signatures verified {inbox.verified}"
             )
+            vision_ok = _vision(client, root, {service.name for service in stack.services})
+            print(f"\nweb console: {GATEWAY_URL}/console, while `make run` serves the stack (the demo stops it now)")
     except InfraUnavailable as error:
         sys.exit(str(error))
     finally:
         server.shutdown()
-    if succeeded != len(images) or inbox.verified != len(images):
+    if succeeded != len(images) or inbox.verified != len(images) or not vision_ok:
         sys.exit("demo finished with failures; see var/logs")
+
+
+def _vision(client: Client, root: Path, running: set[str]) -> bool:
+    """The vision round when denoise and detect are running and the shared data is there; True unless it failed."""
+    data_dir = root.parent / "shared" / "data"
+    missing = [name for name in GPU_STAGES if name not in running]
+    if missing or not (data_dir / "cbsd68").is_dir():
+        reason = f"{', '.join(missing)} not running" if missing else f"{data_dir} not found"
+        print(f"\nvision round skipped: {reason}")
+        return True
+    out_dir = root / "var" / "demo"
+    started = time.perf_counter()
+    ok = run_vision_round(client, data_dir, out_dir)
+    print(f"vision round took {time.perf_counter() - started:.1f}s")
+    print(f"outputs: {out_dir}/<image>/ (overlays, denoised image); every stored object under {root / 'var' / 'blobs'}")
+    return ok

@@ -1,0 +1,1 @@
+"""The `pixtools` command line: submit images, URLs and batches, follow them, download their outputs."""
