@@ -14,6 +14,7 @@ from pixtools_db.schema import (
     Output,
     Step,
     Tenant,
+    TenantLimits,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "PostgresLease",
     "Step",
     "Tenant",
+    "TenantLimits",
     "WebhookDelivery",
     "WebhookEndpoint",
     "acquire_lease",

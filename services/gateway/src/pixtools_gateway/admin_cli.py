@@ -16,6 +16,14 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_db import create_engine, session_factory, upgrade
+from pixtools_gateway.admin_limits import (
+    TenantNotFound,
+    add_limit_commands,
+    changes_of,
+    defaults_of,
+    set_limits,
+    show_limits,
+)
 from pixtools_gateway.handlers.tenants import add_api_key, create_tenant, ensure_dev_tenant
 from pixtools_gateway.settings import GatewaySettings
 
@@ -74,6 +82,8 @@ def _run(command: Command, settings: GatewaySettings) -> str:
         return asyncio.run(result) if not isinstance(result, str) else result
     except AdminError:
         raise
+    except TenantNotFound as error:
+        raise AdminError(str(error)) from error
     except (OperationalError, InterfaceError, OSError) as error:
         reason = type(getattr(error, "orig", None) or error).__name__
         raise AdminError(f"cannot reach the database at {_where(settings.database_url)} ({reason})") from error
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     tenant.add_argument("name")
     commands.add_parser("create-admin-key", help="create an admin API key and print it")
     commands.add_parser("seed-dev", help="create the local development tenant with PIXTOOLS_DEV_API_KEY")
+    add_limit_commands(commands)
     args = parser.parse_args(argv)
     settings = GatewaySettings()
     if args.command == "seed-dev" and settings.env == "production":
@@ -95,11 +106,19 @@ def main(argv: list[str] | None = None) -> None:
     name = getattr(args, "name", "")
     if args.command == "create-tenant" and not 0 < len(name.strip()) <= 200:
         parser.error("a tenant name is 1 to 200 characters")
+    if args.command == "set-limits" and not changes_of(args):
+        parser.error("name at least one limit to set, e.g. --submissions-per-s 20")
     commands_by_name: dict[str, Command] = {
         "migrate": lambda: _migrate(settings),
         "create-tenant": lambda: _in_transaction(settings, lambda session: _create_tenant(session, name)),
         "create-admin-key": lambda: _in_transaction(settings, _create_admin_key),
         "seed-dev": lambda: _in_transaction(settings, lambda session: _seed_dev(session, settings.dev_api_key)),
+        "set-limits": lambda: _in_transaction(
+            settings, lambda session: set_limits(session, args.tenant, changes_of(args), defaults_of(settings))
+        ),
+        "show-limits": lambda: _in_transaction(
+            settings, lambda session: show_limits(session, args.tenant, defaults_of(settings))
+        ),
     }
     try:
         print(_run(commands_by_name[args.command], settings))
