@@ -77,8 +77,8 @@ def burst_process(base: str, key: str, count: int, concurrency: int, results: "m
 
 async def read_at_rate(
     session: aiohttp.ClientSession, path: str, rate: float, until: "asyncio.Future[object] | float"
-) -> list[float]:
-    """Latencies (ms) of GETs sent at `rate`/s, open loop, until `until` (a deadline or a future) is done."""
+) -> tuple[list[float], Counter[int]]:
+    """Latencies (ms) and statuses of GETs sent at `rate`/s, open loop, until `until` (a deadline or a future)."""
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
@@ -97,9 +97,7 @@ async def read_at_rate(
         sent += 1
         await asyncio.sleep(max(0.0, started + sent / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
-    if set(statuses) != {200}:
-        raise RuntimeError(f"tenant B was not always answered 200: {dict(statuses)}")
-    return latencies
+    return latencies, statuses
 
 
 async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[str, float]:
@@ -109,7 +107,9 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         async with session.post("/v1/jobs", json=URL_JOB) as answer:
             job_path = f"/v1/jobs/{(await answer.json())['job_id']}"
         await read_at_rate(session, job_path, args.read_rate, time.perf_counter() + 1)  # warm-up
-        idle = await read_at_rate(session, job_path, args.read_rate, time.perf_counter() + args.idle_seconds)
+        idle, idle_statuses = await read_at_rate(
+            session, job_path, args.read_rate, time.perf_counter() + args.idle_seconds
+        )
 
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this event loop
         results: multiprocessing.Queue[str] = spawn.Queue()
@@ -117,7 +117,7 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         loop = asyncio.get_running_loop()
         finished = loop.run_in_executor(None, functools.partial(results.get, timeout=600))
         burster.start()
-        during = await read_at_rate(session, job_path, args.read_rate, finished)
+        during, during_statuses = await read_at_rate(session, job_path, args.read_rate, finished)
         burster.join()
         burst = json.loads(finished.result())
     idle_p99 = percentile(idle, 0.99)
@@ -129,9 +129,11 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         "burst_429": burst.get("429", 0),
         "burst_429_share": burst.get("429", 0) / args.burst,
         "b_idle_reads": len(idle),
+        "b_idle_not_200": len(idle) - idle_statuses[200],
         "b_idle_p50_ms": percentile(idle, 0.5),
         "b_idle_p99_ms": idle_p99,
         "b_burst_reads": len(during),
+        "b_burst_not_200": len(during) - during_statuses[200],
         "b_burst_p50_ms": percentile(during, 0.5),
         "b_burst_p99_ms": during_p99,
         "b_p99_ratio": during_p99 / idle_p99,

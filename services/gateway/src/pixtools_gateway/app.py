@@ -17,6 +17,7 @@ from pixtools_gateway.adapters.notifications import JobNotifications
 from pixtools_gateway.api import admin, batches, docs, health, jobs, operations, webhooks
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.api.limits import RateLimitHeaders
+from pixtools_gateway.early_refusals import EarlyRefusals, RefusalMemory
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
 from pixtools_gateway.limiting import Limiting
@@ -81,6 +82,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyDeadline, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(RequestTimer)
+    # Before timing, routing and authentication: a refusal that still holds is repeated for almost nothing.
+    app.state.refusals = RefusalMemory()
+    app.add_middleware(EarlyRefusals, memory=app.state.refusals)
     # Added last, so it runs first: an oversized head is refused before timing, tracing or any route.
     app.add_middleware(
         HeadLimits,

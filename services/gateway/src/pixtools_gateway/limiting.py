@@ -85,7 +85,7 @@ class Limiting:
             REFUSED.labels(route_class).inc()
             raise RateLimited(
                 f"more than {verdict.quota} {route_class} in {verdict.window_s} s "
-                f"({rate}/s with bursts of {verdict.quota}); retry after {verdict.reset_s} s",
+                f"({rate}/s with bursts of {verdict.quota}); retry after Retry-After's seconds",
                 headers={"Retry-After": str(verdict.reset_s), **rate_limit_headers(spent)},
             )
         return spent

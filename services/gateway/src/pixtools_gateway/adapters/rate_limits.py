@@ -2,8 +2,14 @@
 
 The counting is the `limits` library's moving window: a tenant allowed `rate` a second may spend `rate ×
 window_s` within any `window_s` seconds, so a sustained rate is capped at `rate` and a burst at `window_s`
-times it. Redis makes the count one for every replica. When Redis cannot be reached, requests pass (fail
-open) with a logged warning and a metric: a limiter outage must not become an API outage.
+times it. Redis makes the count one for every replica.
+
+When Redis fails, the limiter fails open to this process's own count for `retry_s`, with a logged warning and
+a metric: no request is refused or fails for want of Redis, and a tenant within its limits is never refused
+(a replica's count is at most the shared one), but a burst is still bounded per replica. Failing open to no
+limit at all turns overload into an outage: on a busy event loop Redis calls time out, the limits switch
+off, every request of the burst is served in full, and the loop falls further behind (measured; see
+docs/benchmarks.md).
 """
 
 import logging
@@ -17,12 +23,15 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from prometheus_client import Counter
 
-# Seconds a Redis command may take before the limiter gives up on it and lets the request through.
-REDIS_TIMEOUT_S = 0.25
+# A refused or unanswered connection fails fast. A command's timeout is counted on the event loop, which lags
+# under a burst: a short one would read a busy gateway as a Redis outage and switch the limits off exactly
+# when they matter, so it only catches a Redis that hangs.
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_TIMEOUT_S = 2.0
 
 LIMITER_FAILURES = Counter(
     "pixtools_rate_limiter_failures_total",
-    "Limit checks that could not reach the limiter's storage and let the request through.",
+    "Limit checks that could not reach Redis and were counted in the process instead.",
     ["check"],
 )
 log = logging.getLogger(__name__)
@@ -55,7 +64,9 @@ class StorageDown:
         """Count and log one failure, and skip the storage for a while."""
         LIMITER_FAILURES.labels(check).inc()
         if not self.down:
-            log.warning("rate limiter storage unreachable; letting requests through", extra={"error": repr(error)})
+            log.warning(
+                "rate limiter storage unreachable; counting in this process for now", extra={"error": repr(error)}
+            )
         self._until = time.monotonic() + self._retry_s
 
 
@@ -64,7 +75,7 @@ class RateLimiter:
 
     def __init__(self, storage: Storage, *, window_s: int, retry_s: float) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
-        self._storage = storage
+        self._local = MovingWindowRateLimiter(storage if isinstance(storage, MemoryStorage) else MemoryStorage())
         self._window_s = window_s
         self._health = StorageDown(retry_s)
 
@@ -78,7 +89,7 @@ class RateLimiter:
                 wrap_exceptions=True,
                 implementation="redispy",
                 key_prefix="pixtools-limits",
-                socket_connect_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
                 socket_timeout=REDIS_TIMEOUT_S,
             )
         else:
@@ -92,16 +103,17 @@ class RateLimiter:
     async def spend(self, tenant: str, route_class: str, *, rate: int, cost: int = 1) -> Verdict:
         """Spend `cost` from the tenant's allowance of `route_class`; a refusal spends nothing."""
         item = self.item(rate)
-        if self._health.down:
-            return self._unlimited(item)
-        try:
-            allowed = await self._limiter.hit(item, tenant, route_class, cost=cost)
-            reset_time, remaining = await self._limiter.get_window_stats(item, tenant, route_class)
-        except (StorageError, OSError, TimeoutError) as error:
-            self._health.failed("rate", error)
-            return self._unlimited(item)
+        if not self._health.down:
+            try:
+                return await self._spend(self._limiter, item, tenant, route_class, cost)
+            except (StorageError, OSError, TimeoutError) as error:
+                self._health.failed("rate", error)
+        return await self._spend(self._local, item, tenant, route_class, cost)
+
+    async def _spend(
+        self, limiter: MovingWindowRateLimiter, item: RateLimitItem, tenant: str, route_class: str, cost: int
+    ) -> Verdict:
+        allowed = await limiter.hit(item, tenant, route_class, cost=cost)
+        reset_time, remaining = await limiter.get_window_stats(item, tenant, route_class)
         reset_s = max(1, math.ceil(reset_time - time.time()))
         return Verdict(allowed, item.amount, self._window_s, max(0, remaining), reset_s)
-
-    def _unlimited(self, item: RateLimitItem) -> Verdict:
-        return Verdict(True, item.amount, self._window_s, item.amount, self._window_s)

@@ -2,7 +2,8 @@
 
 In Redis each tenant has a sorted set of slot ids scored by when each slot lapses. An open stream renews its
 slot every `ttl_s / 3` seconds; a closed stream removes it. A replica that crashes stops renewing, so its
-slots lapse after `ttl_s` and are dropped by the next claim: no slot leaks for longer than that.
+slots lapse after `ttl_s` and are dropped by the next claim: no slot leaks for longer than that. While Redis
+fails, slots are counted in this process, as the rate limits are.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from pixtools_gateway.adapters.rate_limits import REDIS_TIMEOUT_S, StorageDown
+from pixtools_gateway.adapters.rate_limits import REDIS_CONNECT_TIMEOUT_S, REDIS_TIMEOUT_S, StorageDown
 
 # Drop the lapsed slots, count the rest, and add this one when there is room: one atomic step.
 _CLAIM = """
@@ -72,18 +73,22 @@ class RedisStreamSlots:
     """Stream slots shared by every replica; a slot lapses `ttl_s` after its replica stopped renewing it."""
 
     def __init__(self, redis_url: str, *, ttl_s: float, retry_s: float) -> None:
-        self._redis = Redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S)
+        self._redis = Redis.from_url(
+            redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
         self._claim = self._redis.register_script(_CLAIM)
         self._ttl_s = ttl_s
         self._health = StorageDown(retry_s)
         self._held: dict[str, str] = {}  # slot id -> tenant, renewed together
+        self._local = LocalStreamSlots()  # while Redis fails
+        self._held_locally: set[str] = set()
         self._renewer: asyncio.Task[None] | None = None
 
     async def claim(self, tenant: str, limit: int) -> str | None:
-        """A new slot's id, or None when the tenant has `limit` streams open; a slot anyway when Redis is down."""
-        slot = uuid.uuid4().hex
+        """A new slot's id, or None when the tenant has `limit` streams open (in this process, while Redis fails)."""
         if self._health.down:
-            return slot
+            return await self._claim_locally(tenant, limit)
+        slot = uuid.uuid4().hex
         now = time.time()
         try:
             opened = await self._claim(
@@ -91,7 +96,7 @@ class RedisStreamSlots:
             )
         except (RedisError, OSError) as error:
             self._health.failed("streams", error)
-            return slot
+            return await self._claim_locally(tenant, limit)
         if int(opened) < 0:
             return None
         self._held[slot] = tenant
@@ -99,8 +104,18 @@ class RedisStreamSlots:
             self._renewer = asyncio.create_task(self._renew())
         return slot
 
+    async def _claim_locally(self, tenant: str, limit: int) -> str | None:
+        slot = await self._local.claim(tenant, limit)
+        if slot is not None:
+            self._held_locally.add(slot)
+        return slot
+
     async def release(self, tenant: str, slot: str) -> None:
         """Free a slot; an unreachable Redis lets it lapse instead."""
+        if slot in self._held_locally:
+            self._held_locally.discard(slot)
+            await self._local.release(tenant, slot)
+            return
         if self._held.pop(slot, None) is None:
             return
         with contextlib.suppress(RedisError, OSError):

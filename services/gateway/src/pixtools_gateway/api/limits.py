@@ -9,6 +9,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixtools_gateway.api.deps import caller
+from pixtools_gateway.early_refusals import RefusalMemory
+from pixtools_gateway.errors import RateLimited
 from pixtools_gateway.handlers.tenants import Caller
 from pixtools_gateway.limiting import Limiting, Spent, rate_limit_headers
 
@@ -28,13 +30,26 @@ AppLimits = Annotated[Limiting, Depends(limiting)]
 async def spend_read(request: Request, limits: AppLimits, who: Annotated[Caller, Depends(caller)]) -> None:
     """Spend one read of the calling tenant's; admin keys have no tenant and are refused by the route."""
     if who.tenant_id is not None:
-        remember(request, await limits.spend(who.tenant_id, "reads"))
+        remember(request, await _spend(request, limits, who.tenant_id, "reads"))
 
 
 async def spend_submission(request: Request, limits: AppLimits, who: Annotated[Caller, Depends(caller)]) -> None:
     """Spend one submission before the body is read, so a refused burst costs no upload."""
     if who.tenant_id is not None:
-        remember(request, await limits.spend(who.tenant_id, "submissions"))
+        remember(request, await _spend(request, limits, who.tenant_id, "submissions"))
+
+
+async def _spend(request: Request, limits: Limiting, tenant_id: uuid.UUID, route_class: str) -> Spent:
+    """Spend one request; a refusal is also remembered, for `EarlyRefusals` to repeat while it holds."""
+    try:
+        return await limits.spend(tenant_id, route_class)
+    except RateLimited as refused:
+        headers = refused.headers or {}
+        memory: RefusalMemory = request.app.state.refusals
+        memory.remember(
+            request.scope, route_class, int(headers["Retry-After"]), headers["RateLimit-Policy"], refused.detail
+        )
+        raise
 
 
 ReadLimited = Depends(spend_read)
