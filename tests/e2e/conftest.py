@@ -59,19 +59,26 @@ def module_tenant_key(database_url) -> str:
     return new_tenant_key(database_url)
 
 
-@pytest.fixture
-def gateway_only(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
-    """The gateway process alone, relay off: jobs stay where the HTTP API puts them, for tests of the HTTP contract."""
+@contextlib.contextmanager
+def lone_gateway(infra, database_url, namespace, tmp_path, **overrides: str) -> Iterator[Stack]:
+    """The gateway process alone, relay off, with `overrides` to its settings."""
     (tmp_path / "logs").mkdir()
     env = stack_environment(
         amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
     )
-    running = Stack({**env, "PIXTOOLS_RELAY_ENABLED": "false"}, tmp_path / "logs")
+    running = Stack({**env, "PIXTOOLS_RELAY_ENABLED": "false", **overrides}, tmp_path / "logs")
     try:
         running.start("gateway")
         yield running
     finally:
         running.stop_all()
+
+
+@pytest.fixture
+def gateway_only(infra, database_url, namespace, tmp_path) -> Iterator[Stack]:
+    """The gateway process alone, relay off: jobs stay where the HTTP API puts them, for tests of the HTTP contract."""
+    with lone_gateway(infra, database_url, namespace, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

@@ -128,6 +128,9 @@ def dockerfile() -> Dockerfile:
     return parse_dockerfile(ROOT / "Dockerfile")
 
 
+# Third-party images the manifests run besides PixTools' own, each pinned to a release line.
+INFRASTRUCTURE_IMAGES = {"redis:7.4-alpine"}
+
 COMPOSE_FILES = [("docker-compose.yaml",), ("docker-compose.yaml", "deploy/compose/docker-compose.gpu.yaml")]
 
 
@@ -177,12 +180,30 @@ def test_compose_gpu_override_builds_every_torch_service_for_the_gpu() -> None:
 
 def test_k8s_runs_only_images_the_dockerfile_builds_on_their_exposed_ports(dockerfile: Dockerfile) -> None:
     for container in k8s_containers():
+        if container["image"] in INFRASTRUCTURE_IMAGES:
+            continue
         service = container["image"].removeprefix("pixtools/")
         assert service in dockerfile.services, container["name"]
         exposed = dockerfile.services[service].expose
         assert [port["containerPort"] for port in container.get("ports", [])] in ([], exposed), container["name"]
         command = container.get("command") or container.get("args") or dockerfile.services[service].command
         assert command[0] in project(service)["scripts"], container["name"]
+
+
+def test_compose_and_k8s_give_the_gateway_the_redis_they_run() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"]
+    assert compose["redis"]["image"] in INFRASTRUCTURE_IMAGES
+    assert compose["gateway"]["environment"]["PIXTOOLS_REDIS_URL"] == "redis://redis:6379/0"
+    assert compose["gateway"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    documents = k8s_documents()
+    by_kind_name = {(doc.get("kind"), doc.get("metadata", {}).get("name")): doc for doc in documents}
+    redis = by_kind_name[("Deployment", "redis")]["spec"]["template"]["spec"]["containers"][0]
+    assert redis["image"] in INFRASTRUCTURE_IMAGES
+    assert [port["port"] for port in by_kind_name[("Service", "redis")]["spec"]["ports"]] == [6379]
+    gateway = by_kind_name[("Deployment", "gateway")]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PIXTOOLS_REDIS_URL", "value": "redis://redis:6379/0"} in gateway["env"]
+    allowed = by_kind_name[("NetworkPolicy", "redis-from-gateway")]["spec"]["ingress"][0]
+    assert allowed["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
 
 
 def test_k8s_image_tags_pick_the_gpu_build_for_exactly_the_torch_services(dockerfile: Dockerfile) -> None:

@@ -15,6 +15,7 @@ from pixtools_db.schema import (
     RefreshToken,
     Step,
     Tenant,
+    TenantLimits,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "RefreshToken",
     "Step",
     "Tenant",
+    "TenantLimits",
     "WebhookDelivery",
     "WebhookEndpoint",
     "acquire_lease",

@@ -51,6 +51,18 @@ class Tenant(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class TenantLimits(Base):
+    """A tenant's own rate limits and quota; a missing row or an empty column means the gateway's default."""
+
+    __tablename__ = "tenant_limits"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    submissions_per_s: Mapped[int | None] = mapped_column(Integer, comment="Jobs submitted per second.")
+    reads_per_s: Mapped[int | None] = mapped_column(Integer, comment="Read requests per second.")
+    streams: Mapped[int | None] = mapped_column(Integer, comment="Progress streams open at once.")
+    unfinished_jobs: Mapped[int | None] = mapped_column(Integer, comment="Jobs accepted or running at once.")
+    updated_at: Mapped[datetime] = _now()
+
+
 class ApiKey(Base):
     """An API key, stored as its SHA-256 only, with the scopes it grants; admin keys have no tenant.
 

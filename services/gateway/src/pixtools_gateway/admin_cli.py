@@ -18,6 +18,14 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_db import ApiKey, Tenant, create_engine, session_factory, upgrade
+from pixtools_gateway.admin_limits import (
+    TenantNotFound,
+    add_limit_commands,
+    changes_of,
+    defaults_of,
+    set_limits,
+    show_limits,
+)
 from pixtools_gateway.handlers.api_keys import find_keys, list_all_keys, revoke_key
 from pixtools_gateway.handlers.tenants import add_api_key, create_tenant, ensure_dev_tenant
 from pixtools_gateway.settings import GatewaySettings
@@ -112,6 +120,8 @@ def _run(command: Command, settings: GatewaySettings) -> str:
         return asyncio.run(result) if not isinstance(result, str) else result
     except AdminError:
         raise
+    except TenantNotFound as error:
+        raise AdminError(str(error)) from error
     except (OperationalError, InterfaceError, OSError) as error:
         reason = type(getattr(error, "orig", None) or error).__name__
         raise AdminError(f"cannot reach the database at {_where(settings.database_url)} ({reason})") from error
@@ -130,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     listing.add_argument("--tenant", metavar="NAME", help="only this tenant's keys")
     revoking = commands.add_parser("revoke-key", help="revoke an API key and its refresh tokens")
     revoking.add_argument("key", metavar="ID_OR_PREFIX", help="the key's id, or its prefix as list-keys shows it")
+    add_limit_commands(commands)
     args = parser.parse_args(argv)
     settings = GatewaySettings()
     if args.command == "seed-dev" and settings.env == "production":
@@ -139,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("a tenant name is 1 to 200 characters")
     if args.command == "revoke-key" and not 0 < len(args.key.strip()) <= 100:
         parser.error("give the key's id or its prefix as list-keys shows it")
+    if args.command == "set-limits" and not changes_of(args):
+        parser.error("name at least one limit to set, e.g. --submissions-per-s 20")
     commands_by_name: dict[str, Command] = {
         "migrate": lambda: _migrate(settings),
         "create-tenant": lambda: _in_transaction(settings, lambda session: _create_tenant(session, name)),
@@ -146,6 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         "seed-dev": lambda: _in_transaction(settings, lambda session: _seed_dev(session, settings.dev_api_key)),
         "list-keys": lambda: _in_transaction(settings, lambda session: _list_keys(session, args.tenant)),
         "revoke-key": lambda: _in_transaction(settings, lambda session: _revoke_key(session, args.key.strip())),
+        "set-limits": lambda: _in_transaction(
+            settings, lambda session: set_limits(session, args.tenant, changes_of(args), defaults_of(settings))
+        ),
+        "show-limits": lambda: _in_transaction(
+            settings, lambda session: show_limits(session, args.tenant, defaults_of(settings))
+        ),
     }
     try:
         print(_run(commands_by_name[args.command], settings))

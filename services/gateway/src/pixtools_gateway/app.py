@@ -31,13 +31,17 @@ from pixtools_gateway.api import (
     webhooks,
 )
 from pixtools_gateway.api.deps import Resources
+from pixtools_gateway.api.limits import RateLimitHeaders
+from pixtools_gateway.early_refusals import EarlyRefusals, RefusalMemory
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
+from pixtools_gateway.limiting import Limiting
 from pixtools_gateway.middleware import HeadLimits, RequestTimer
 from pixtools_gateway.openapi import install_openapi
 from pixtools_gateway.outages import install_outage_handlers
 from pixtools_gateway.output_links import OutputLinks
 from pixtools_gateway.settings import GatewaySettings
+from pixtools_gateway.slow_clients import BodyDeadline, head_timeout_protocol
 from pixtools_gateway.webhook_docs import webhooks as webhook_docs
 from pixtools_platform.logs import configure_logging
 from pixtools_platform.service import Service, blob_store, broker
@@ -80,6 +84,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.resources = Resources(
             settings, sessions, reader, blobs, notifications, key_cache, key_usage, access_tokens, links
         )
+        app.state.limiting = Limiting(settings, reader)
+        resources.push_async_callback(app.state.limiting.close)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,7 +112,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.webhooks.include_router(webhook_docs)
     install_openapi(app)
 
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(BodyDeadline, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(RequestTimer)
+    # Before timing, routing and authentication: a refusal that still holds is repeated for almost nothing.
+    app.state.refusals = RefusalMemory()
+    app.add_middleware(EarlyRefusals, memory=app.state.refusals)
     # Added last, so it runs first: an oversized head is refused before timing, tracing or any route.
     app.add_middleware(
         HeadLimits,
@@ -130,6 +141,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_keep_alive=int(settings.keep_alive_s),
+        # uvicorn has no timeout on reading a request's head: this protocol adds one (see slow_clients).
+        http=head_timeout_protocol(settings.request_head_timeout_s),
         # h11's own cap on an unfinished head, for deployments that run it instead of httptools.
         h11_max_incomplete_event_size=settings.max_header_bytes + settings.max_target_bytes,
     )

@@ -111,6 +111,24 @@ class BatchTooLarge(Problem):
     status, slug, title = 413, "batch-too-large", "Batch too large"
 
 
+class RequestTimeout(Problem):
+    """The client sent its request body too slowly."""
+
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
+class RateLimited(Problem):
+    """The tenant has spent its allowance of a route class; `Retry-After` says when to try again."""
+
+    status, slug, title = 429, "rate-limited", "Rate limit exceeded"
+
+
+class QuotaExceeded(Problem):
+    """The tenant has as many unfinished jobs as its quota allows; new ones wait until some finish."""
+
+    status, slug, title = 429, "quota-exceeded", "Quota exceeded"
+
+
 def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Build a problem+json response."""
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}

@@ -47,6 +47,18 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
+# draft-ietf-httpapi-ratelimit-headers-10: structured fields naming the route class's policy.
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Policy": {
+        "description": 'The route class\'s quota and window, e.g. `"reads";q=200;w=2`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of the quota and when it is restored, e.g. `"reads";r=73;t=1`.',
+        "schema": {"type": "string"},
+    },
+}
+
 _WHY = {
     400: "The body could not be parsed: malformed JSON or multipart.",
     401: "No credential, or a key or access token that is not valid, was revoked or has expired.",
@@ -56,6 +68,8 @@ _WHY = {
     413: "The upload, or the number of batch items, is over the limit; nothing was created.",
     415: "The request's media type, or the uploaded file's, is not one the API takes.",
     422: "A parameter or the body did not validate; `errors` lists each problem.",
+    429: "The tenant's rate limit for this route class (`rate-limited`) or its unfinished-jobs quota "
+    "(`quota-exceeded`, submissions only) is spent; repeat it after `Retry-After`.",
     503: "A service the request needs (the database, the broker) is unreachable; repeat it after `Retry-After`.",
 }
 
@@ -76,10 +90,12 @@ def _problem_response(status: int) -> dict[str, Any]:
         response["headers"] = {
             "WWW-Authenticate": {"description": "The Bearer challenge.", "schema": {"type": "string"}}
         }
-    if status == 503:
+    if status in (429, 503):
         response["headers"] = {
             "Retry-After": {"description": "Seconds to wait before repeating it.", "schema": {"type": "integer"}}
         }
+    if status == 429:
+        response["headers"].update(RATE_LIMIT_HEADERS)
     return response
 
 

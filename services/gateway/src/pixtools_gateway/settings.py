@@ -69,6 +69,30 @@ class GatewaySettings(CommonSettings):
     )
     max_target_bytes: int = Field(default=8 * 1024, ge=256, description="Longest path and query; more answers 414.")
     keep_alive_s: float = Field(default=5.0, gt=0, description="How long an idle keep-alive connection is kept.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by every replica for rate limits and open streams, e.g. redis://localhost:6379/0; "
+        "counted in this process when unset.",
+    )
+    submissions_per_s: int = Field(default=50, ge=1, description="Jobs a tenant may submit per second.")
+    reads_per_s: int = Field(default=100, ge=1, description="Other requests a tenant may send per second.")
+    rate_window_s: int = Field(
+        default=2, ge=1, description="Rates are counted over this moving window: bursts reach rate × window."
+    )
+    streams_per_tenant: int = Field(default=20, ge=1, description="Progress streams a tenant may hold open.")
+    unfinished_jobs_quota: int = Field(default=10_000, ge=1, description="Jobs a tenant may have unfinished.")
+    limits_cache_s: float = Field(default=5.0, ge=0, description="How long a tenant's limit overrides are cached.")
+    quota_cache_s: float = Field(default=2.0, ge=0, description="How long a tenant's unfinished count is cached.")
+    stream_slot_ttl_s: float = Field(
+        default=30.0, gt=0, description="A stream slot a crashed replica held lapses after this long."
+    )
+    redis_retry_s: float = Field(default=5.0, ge=0, description="After a Redis failure, limits are off this long.")
+    request_head_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time to send a request's line and headers; the connection closes after."
+    )
+    request_body_timeout_s: float = Field(
+        default=60.0, gt=0, description="Time to send a request's body once its head arrived; 408 after."
+    )
     rabbitmq_management_url: str | None = Field(
         default=None,
         description="RabbitMQ management API with credentials, e.g. http://guest:guest@localhost:15672; "

@@ -5,6 +5,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response
 
 from pixtools_gateway.api.deps import AnyCaller, Shared, challenge
+from pixtools_gateway.api.limits import ReadLimited
 from pixtools_gateway.auth_models import JsonWebKeySet, RefreshRequest, TokenResponse
 from pixtools_gateway.errors import Forbidden, Unauthorized
 from pixtools_gateway.handlers.tokens import Refused, refresh_session, start_session
@@ -15,7 +16,13 @@ router = APIRouter(tags=["auth"])
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.post("/v1/auth/token", response_model=TokenResponse, summary="Exchange an API key for tokens")
+@router.post(
+    "/v1/auth/token",
+    response_model=TokenResponse,
+    summary="Exchange an API key for tokens",
+    responses=problems(429),
+    dependencies=[ReadLimited],
+)
 async def issue_token(who: AnyCaller, shared: Shared, response: Response) -> TokenResponse:
     """A signed access token with the key's scopes, valid for `expires_in` seconds, and a refresh token.
 

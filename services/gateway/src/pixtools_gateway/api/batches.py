@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse
 from pixtools_contracts import JobState
 from pixtools_gateway.api.batch_bodies import read_batch_upload, read_url_batch
 from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Shared, TenantId
+from pixtools_gateway.api.limits import AppLimits, ReadLimited, held, remember
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import batch_events as batch_progress
 from pixtools_gateway.body_validation import request_body
@@ -37,12 +38,13 @@ log = logging.getLogger(__name__)
     response_model=BatchAccepted,
     summary="Submit up to 1000 URLs (JSON or CSV) or files with one pipeline",
     openapi_extra=request_body(json=UrlBatch, multipart=BatchUpload),
-    responses=problems(409, 413, 415, 422),
+    responses=problems(409, 413, 415, 422, 429),
 )
 async def submit_batch(
     request: Request,
     shared: Shared,
     tenant_id: JobsWriter,
+    limits: AppLimits,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Create the batch and all its jobs in one transaction; 413 with nothing created above 1000 items."""
@@ -56,10 +58,13 @@ async def submit_batch(
         source, items, body = await read_batch_upload(request, shared.settings)
     else:
         raise UnsupportedMedia("send JSON with 'items' and 'pipeline', or multipart with a CSV 'file' or 'files'")
+    # Each item is a job: a batch of 40 spends 40 submissions and counts 40 towards the unfinished quota.
+    remember(request, await limits.spend(tenant_id, "submissions", cost=len(items)))
     pipeline = parse_pipeline(body.pipeline)
     webhook_url = body.webhook_url
     if webhook_url:
         await check_webhook_url(webhook_url, shared.settings.webhook_allow_cidrs)
+    await limits.admit_jobs(tenant_id, len(items))
     created = await create_batch(
         shared.sessions,
         shared.blobs,
@@ -75,6 +80,8 @@ async def submit_batch(
         ),
     )
     batch = created.batch
+    if created.created:
+        limits.jobs_added(tenant_id, batch.item_count)
     with log_context(batch_id=str(batch.id), correlation_id=batch.correlation_id):
         log.info(
             "batch accepted" if created.created else "batch replayed for an idempotency key",
@@ -97,7 +104,8 @@ async def submit_batch(
     response_model=BatchView,
     summary="Read a batch, its totals and a page of items",
     name="read_batch",
-    responses=problems(404),
+    responses=problems(404, 429),
+    dependencies=[ReadLimited],
 )
 async def read_batch(
     batch_id: uuid.UUID,
@@ -129,21 +137,27 @@ async def read_batch(
             progress=BatchProgressEvent,
             batch=BatchProgressEvent,
         ),
-        **problems(404),
+        **problems(404, 429),
     },
 )
 async def batch_events(
-    batch_id: uuid.UUID, tenant_id: TenantId, shared: Shared, last_event_id: LastEventId = None
+    batch_id: uuid.UUID, tenant_id: TenantId, shared: Shared, limits: AppLimits, last_event_id: LastEventId = None
 ) -> EventSourceResponse:
     """A 'progress' event whenever the totals change, and a final 'batch' event when the batch is terminal."""
     async with shared.reader.connect() as connection:
         await fetch_batch(connection, tenant_id, batch_id)
-    return EventSourceResponse(
-        batch_progress(shared, tenant_id, batch_id, last_event_id), ping=PING_S, ping_message_factory=keepalive
-    )
+    slot = await limits.claim_stream(tenant_id)
+    events = held(limits, tenant_id, slot, batch_progress(shared, tenant_id, batch_id, last_event_id))
+    return EventSourceResponse(events, ping=PING_S, ping_message_factory=keepalive)
 
 
-@router.delete("/{batch_id}", response_model=BatchControlled, summary="Cancel a batch", responses=problems(404))
+@router.delete(
+    "/{batch_id}",
+    response_model=BatchControlled,
+    summary="Cancel a batch",
+    responses=problems(404, 429),
+    dependencies=[ReadLimited],
+)
 async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> BatchControlled:
     """Cancel every queued or running job of the batch; repeating the call is harmless."""
     async with shared.sessions.begin() as session:
@@ -156,7 +170,8 @@ async def cancel(batch_id: uuid.UUID, request: Request, tenant_id: JobsWriter, s
     status_code=202,
     response_model=BatchControlled,
     summary="Retry a batch's failed jobs",
-    responses=problems(404, 409),
+    responses=problems(404, 409, 429),
+    dependencies=[ReadLimited],
 )
 async def retry(batch_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> BatchControlled:
     """Retry every failed or partially failed job of the batch (only their failed steps)."""

@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse
 from pixtools_contracts import JobState
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, read_json_object
 from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Session, Shared, TenantId
+from pixtools_gateway.api.limits import AppLimits, ReadLimited, SubmissionLimited, held
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import job_events as job_progress
 from pixtools_gateway.api.waiting import terminal_view
@@ -72,13 +73,15 @@ _JSON_BODY_LIMIT = 256 * 1024
                 }
             },
         },
-        **problems(409, 413, 415, 422),
+        **problems(409, 413, 415, 422, 429),
     },
+    dependencies=[SubmissionLimited],
 )
 async def submit(
     request: Request,
     shared: Shared,
     tenant_id: JobsWriter,
+    limits: AppLimits,
     idempotency_key: IdempotencyKey = None,
     prefer: PreferWait = None,
 ) -> Response:
@@ -103,6 +106,7 @@ async def submit(
     pipeline = parse_pipeline(body.pipeline)
     if body.webhook_url:
         await check_webhook_url(body.webhook_url, shared.settings.webhook_allow_cidrs)
+    await limits.admit_jobs(tenant_id, 1)
     submitted = await submit_job(
         shared.sessions,
         shared.blobs,
@@ -118,6 +122,8 @@ async def submit(
         ),
     )
     job = submitted.job
+    if submitted.created:
+        limits.jobs_added(tenant_id, 1)
     with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
         message = "job accepted" if submitted.created else "job replayed for an idempotency key"
         log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
@@ -154,7 +160,14 @@ async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upl
     return probe_upload(data, max_pixels=settings.max_pixels), body
 
 
-@router.get("/{job_id}", response_model=JobView, summary="Read a job", name="read_job", responses=problems(404))
+@router.get(
+    "/{job_id}",
+    response_model=JobView,
+    summary="Read a job",
+    name="read_job",
+    responses=problems(404, 429),
+    dependencies=[ReadLimited],
+)
 async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, shared: Shared) -> Response:
     """The job's state, steps, outputs with download URLs, and extracted metadata."""
 
@@ -166,7 +179,9 @@ async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, sha
     return Response(view.model_dump_json(), media_type="application/json")
 
 
-@router.get("", response_model=JobPage, summary="List jobs, newest first")
+@router.get(
+    "", response_model=JobPage, summary="List jobs, newest first", responses=problems(429), dependencies=[ReadLimited]
+)
 async def list_all(
     request: Request,
     tenant_id: TenantId,
@@ -200,20 +215,20 @@ async def list_all(
             step=StepView,
             job=JobStateEvent,
         ),
-        **problems(404),
+        **problems(404, 429),
     },
 )
 async def job_events(
-    job_id: uuid.UUID, tenant_id: TenantId, shared: Shared, last_event_id: LastEventId = None
+    job_id: uuid.UUID, tenant_id: TenantId, shared: Shared, limits: AppLimits, last_event_id: LastEventId = None
 ) -> EventSourceResponse:
     """Live step and job state changes; the stream ends when the job is terminal."""
     # A short-lived connection: a request-scoped session would stay checked out for the whole stream.
     async with shared.reader.connect() as connection:
         if await fetch_job(connection, tenant_id, job_id) is None:
             raise NotFound(f"no job {job_id}")
-    return EventSourceResponse(
-        job_progress(shared, tenant_id, job_id, last_event_id), ping=PING_S, ping_message_factory=keepalive
-    )
+    slot = await limits.claim_stream(tenant_id)
+    events = held(limits, tenant_id, slot, job_progress(shared, tenant_id, job_id, last_event_id))
+    return EventSourceResponse(events, ping=PING_S, ping_message_factory=keepalive)
 
 
 @router.get(
@@ -221,7 +236,8 @@ async def job_events(
     summary="Download an output",
     name="download_output",
     response_class=Response,
-    responses={**download("The output's bytes, in its `content_type`.", OUTPUT_MEDIA_TYPES), **problems(404)},
+    responses={**download("The output's bytes, in its `content_type`.", OUTPUT_MEDIA_TYPES), **problems(404, 429)},
+    dependencies=[ReadLimited],
 )
 async def download_output(
     job_id: uuid.UUID, output_id: uuid.UUID, tenant_id: TenantId, session: Session, shared: Shared
@@ -235,7 +251,13 @@ async def download_output(
     return Response(data, media_type=output.content_type, headers={"ETag": f'"{output.sha256}"'})
 
 
-@router.delete("/{job_id}", response_model=JobControlled, summary="Cancel a job", responses=problems(404, 409))
+@router.delete(
+    "/{job_id}",
+    response_model=JobControlled,
+    summary="Cancel a job",
+    responses=problems(404, 409, 429),
+    dependencies=[ReadLimited],
+)
 async def cancel(job_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> JobControlled:
     """Queued steps are skipped and running steps' results discarded; cancelling again changes nothing.
 
@@ -252,7 +274,8 @@ async def cancel(job_id: uuid.UUID, request: Request, tenant_id: JobsWriter, sha
     status_code=202,
     response_model=JobControlled,
     summary="Retry a job's failed steps",
-    responses=problems(404, 409),
+    responses=problems(404, 409, 429),
+    dependencies=[ReadLimited],
 )
 async def retry(job_id: uuid.UUID, request: Request, tenant_id: JobsWriter, shared: Shared) -> JobControlled:
     """Run only the failed steps again (or the URL fetch that failed); outputs that succeeded are kept."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, Security
 from pixtools_db import ApiKey
 from pixtools_gateway.adapters.key_cache import Caller
 from pixtools_gateway.api.deps import KeysManager, Session, caller
+from pixtools_gateway.api.limits import ReadLimited
 from pixtools_gateway.auth_models import ApiKeyList, ApiKeyView, CreatedApiKey, NewApiKey
 from pixtools_gateway.errors import Forbidden, InvalidRequest, NotFound, StateConflict
 from pixtools_gateway.handlers.api_keys import list_keys, revoke_key
@@ -30,7 +31,8 @@ def _view(row: ApiKey) -> ApiKeyView:
     status_code=201,
     response_model=CreatedApiKey,
     summary="Create an API key",
-    responses=problems(403, 422),
+    responses=problems(403, 422, 429),
+    dependencies=[ReadLimited],
 )
 async def create_key(
     body: NewApiKey, tenant_id: KeysManager, who: Manager, session: Session, response: Response
@@ -52,14 +54,25 @@ async def create_key(
     return CreatedApiKey(**_view(row).model_dump(), key=key)
 
 
-@router.get("", response_model=ApiKeyList, summary="List the tenant's API keys")
+@router.get(
+    "",
+    response_model=ApiKeyList,
+    summary="List the tenant's API keys",
+    responses=problems(429),
+    dependencies=[ReadLimited],
+)
 async def read_keys(tenant_id: KeysManager, session: Session) -> ApiKeyList:
     """Every key of the tenant, revoked ones included: names, prefixes, scopes and dates, never a secret."""
     return ApiKeyList(items=[_view(row) for row in await list_keys(session, tenant_id=tenant_id)])
 
 
 @router.delete(
-    "/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key", responses=problems(404, 409)
+    "/{key_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Revoke an API key",
+    responses=problems(404, 409, 429),
+    dependencies=[ReadLimited],
 )
 async def delete_key(key_id: uuid.UUID, tenant_id: KeysManager, who: Manager, session: Session) -> Response:
     """Revoke the key and end its refresh tokens; every gateway refuses it, and its access tokens, within a second.

@@ -1,0 +1,170 @@
+"""Burst isolation: does one tenant's burst slow another tenant's reads?
+
+Runs, against a real local stack (gateway, ingest, aggregator; the relay off, so submitted jobs stay accepted
+and the workers add no load):
+  1. tenant B reads `GET /v1/jobs/{id}` at a fixed rate (open loop) while nothing else runs: B's idle p50/p99;
+  2. tenant A sends a burst of submissions (`POST /v1/jobs`, a URL job) all at once with bounded concurrency,
+     from a separate process so that generating the burst does not share an event loop with B's timing,
+     while B keeps reading at the same rate: B's p50/p99 during the burst, and A's share of 429 answers.
+
+The ratio of B's burst p99 to its idle p99, from the same run, is the figure to watch (target: within 2x).
+`--limits off` puts the limits out of reach, to compare against the same burst unlimited.
+
+    .venv/bin/python bench/gateway/bench_burst.py [--burst 2000] [--limits on|off] [--no-redis]
+"""
+
+import argparse
+import asyncio
+import functools
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+
+from pixtools_devstack.stack import BIN, running_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "bench-burst"
+PORTS = {"gateway": 8110, "ingest": 9211, "aggregator": 9212, "denoise": 9213, "detect": 9214}
+DATABASE_URL = "postgresql+asyncpg://postgres@localhost:5432/pixtools_bench"
+URL_JOB = {"source_url": "https://burst.example/cat.jpg", "pipeline": [{"op": "metadata"}]}
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the sorted values fall (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def new_tenant_key(env: dict[str, str]) -> str:
+    """A new tenant's API key, made with pixtools-admin."""
+    name = f"burst-{os.urandom(4).hex()}"
+    created = subprocess.run(
+        [str(BIN / "pixtools-admin"), "create-tenant", name], env=env, capture_output=True, text=True, check=True
+    )
+    return created.stdout.splitlines()[-1]
+
+
+async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[str, float]:
+    """`count` submissions as fast as `concurrency` connections allow; status counts and duration."""
+    statuses: Counter[int] = Counter()
+    pending = iter(range(count))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector, headers={"X-API-Key": key}) as session:
+
+        async def worker() -> None:
+            for _ in pending:
+                async with session.post("/v1/jobs", json=URL_JOB) as answer:
+                    await answer.read()
+                    statuses[answer.status] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, **{str(status): float(n) for status, n in statuses.items()}}
+
+
+def burst_process(base: str, key: str, count: int, concurrency: int, results: "multiprocessing.Queue[str]") -> None:
+    """The burst, in a process of its own."""
+    results.put(json.dumps(asyncio.run(send_burst(base, key, count, concurrency))))
+
+
+async def read_at_rate(
+    session: aiohttp.ClientSession, path: str, rate: float, until: "asyncio.Future[object] | float"
+) -> tuple[list[float], Counter[int]]:
+    """Latencies (ms) and statuses of GETs sent at `rate`/s, open loop, until `until` (a deadline or a future)."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def one() -> None:
+        started = time.perf_counter()
+        async with session.get(path) as answer:
+            await answer.read()
+            statuses[answer.status] += 1
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    tasks = []
+    started = time.perf_counter()
+    sent = 0
+    while not (until.done() if isinstance(until, asyncio.Future) else time.perf_counter() >= until):
+        tasks.append(asyncio.create_task(one()))
+        sent += 1
+        await asyncio.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    return latencies, statuses
+
+
+async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[str, float]:
+    reader_key = new_tenant_key(env)
+    burster_key = new_tenant_key(env)
+    async with aiohttp.ClientSession(base, headers={"X-API-Key": reader_key}) as session:
+        async with session.post("/v1/jobs", json=URL_JOB) as answer:
+            job_path = f"/v1/jobs/{(await answer.json())['job_id']}"
+        await read_at_rate(session, job_path, args.read_rate, time.perf_counter() + 1)  # warm-up
+        idle, idle_statuses = await read_at_rate(
+            session, job_path, args.read_rate, time.perf_counter() + args.idle_seconds
+        )
+
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this event loop
+        results: multiprocessing.Queue[str] = spawn.Queue()
+        burster = spawn.Process(target=burst_process, args=(base, burster_key, args.burst, args.concurrency, results))
+        loop = asyncio.get_running_loop()
+        finished = loop.run_in_executor(None, functools.partial(results.get, timeout=600))
+        burster.start()
+        during, during_statuses = await read_at_rate(session, job_path, args.read_rate, finished)
+        burster.join()
+        burst = json.loads(finished.result())
+    idle_p99 = percentile(idle, 0.99)
+    during_p99 = percentile(during, 0.99)
+    return {
+        "burst_requests": args.burst,
+        "burst_seconds": burst["seconds"],
+        "burst_202": burst.get("202", 0),
+        "burst_429": burst.get("429", 0),
+        "burst_429_share": burst.get("429", 0) / args.burst,
+        "b_idle_reads": len(idle),
+        "b_idle_not_200": len(idle) - idle_statuses[200],
+        "b_idle_p50_ms": percentile(idle, 0.5),
+        "b_idle_p99_ms": idle_p99,
+        "b_burst_reads": len(during),
+        "b_burst_not_200": len(during) - during_statuses[200],
+        "b_burst_p50_ms": percentile(during, 0.5),
+        "b_burst_p99_ms": during_p99,
+        "b_p99_ratio": during_p99 / idle_p99,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--burst", type=int, default=2000, help="submissions in tenant A's burst")
+    parser.add_argument("--concurrency", type=int, default=100, help="connections the burst uses at once")
+    parser.add_argument("--read-rate", type=float, default=50.0, help="tenant B's reads per second")
+    parser.add_argument("--idle-seconds", type=float, default=8.0)
+    parser.add_argument("--limits", choices=("on", "off"), default="on", help="off: limits out of reach")
+    parser.add_argument("--no-redis", action="store_true", help="count limits in the gateway process")
+    args = parser.parse_args()
+    env = {
+        "PIXTOOLS_NAMESPACE": NAMESPACE,
+        "PIXTOOLS_DATABASE_URL": DATABASE_URL,
+        "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
+        "PIXTOOLS_LOG_LEVEL": "WARNING",
+        "PIXTOOLS_RELAY_ENABLED": "false",
+    }
+    if not args.no_redis:
+        env["PIXTOOLS_REDIS_URL"] = "redis://localhost:6379/0"
+    if args.limits == "off":
+        env |= {"PIXTOOLS_SUBMISSIONS_PER_S": "1000000", "PIXTOOLS_UNFINISHED_JOBS_QUOTA": "1000000"}
+    with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
+        admin_env = {**os.environ, "PIXTOOLS_DATABASE_URL": DATABASE_URL}
+        figures = asyncio.run(run(args, stack.gateway_url, admin_env))
+    print(json.dumps({key: round(value, 3) for key, value in figures.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

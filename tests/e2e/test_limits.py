@@ -1,0 +1,306 @@
+"""Per-tenant limits through real gateway processes, real Postgres and real Redis.
+
+Each test starts its gateways with small limits, so a handful of requests crosses them; tenants are new in
+every test, so their counters in the shared Redis start empty.
+"""
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from .harness import BIN, Stack, free_port, stack_environment
+
+pytestmark = pytest.mark.e2e
+
+REDIS_URL = os.environ.get("PIXTOOLS_TEST_REDIS_URL", "redis://localhost:6379/0")
+URL_JOB = {"source_url": "https://limits.example/cat.jpg", "pipeline": [{"op": "metadata"}]}
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    """The real Redis the tests share; a missing one fails the tests, it does not skip them."""
+    redis.Redis.from_url(REDIS_URL).ping()
+    return REDIS_URL
+
+
+@pytest.fixture
+def gateways(infra, database_url, namespace, tmp_path) -> Iterator["Gateways"]:
+    running = Gateways(
+        stack_environment(
+            amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
+        ),
+        tmp_path,
+    )
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+class Gateways:
+    """Gateway processes (relay off: jobs stay accepted) started with the settings each test gives them."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.env = {**env, "PIXTOOLS_RELAY_ENABLED": "false"}
+        self.tmp_path = tmp_path
+        self.stacks: list[Stack] = []
+
+    def start(self, **settings: str) -> str:
+        """Start one more gateway; returns its base URL."""
+        log_dir = self.tmp_path / f"gateway-{len(self.stacks)}"
+        log_dir.mkdir()
+        stack = Stack({**self.env, **settings}, log_dir)
+        stack.start("gateway")
+        self.stacks.append(stack)
+        return stack.gateway_url
+
+    def stop_all(self) -> None:
+        """Stop every gateway started."""
+        for stack in self.stacks:
+            stack.stop_all()
+
+
+def admin(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run `pixtools-admin` against the test database."""
+    env = {**os.environ, "PIXTOOLS_DATABASE_URL": database_url}
+    return subprocess.run([str(BIN / "pixtools-admin"), *arguments], env=env, capture_output=True, text=True)
+
+
+def new_tenant(database_url: str) -> tuple[str, dict[str, str]]:
+    """A new tenant's name and the headers of its key."""
+    name = f"limits-{os.urandom(4).hex()}"
+    created = admin(database_url, "create-tenant", name)
+    assert created.returncode == 0, created.stderr
+    return name, {"Authorization": f"Bearer {created.stdout.splitlines()[-1]}"}
+
+
+def reads(base: str, headers: dict[str, str], count: int) -> list[httpx.Response]:
+    """`count` reads of the tenant's job list, sent back to back."""
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        return [client.get("/v1/jobs") for _ in range(count)]
+
+
+def test_a_tenant_over_its_read_rate_gets_429_with_headers_while_another_is_served(gateways, database_url, redis_url):
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_READS_PER_S="5")
+    _, busy = new_tenant(database_url)
+    _, quiet = new_tenant(database_url)
+
+    answers = reads(base, busy, 12)
+    other = reads(base, quiet, 1)[0]
+
+    assert [answer.status_code for answer in answers[:10]] == [200] * 10
+    assert answers[0].headers["RateLimit-Policy"] == '"reads";q=10;w=2'
+    assert re.fullmatch(r'"reads";r=9;t=[12]', answers[0].headers["RateLimit"])
+    refused = answers[10]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "https://pixtools.dev/problems/rate-limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2
+    assert refused.headers["RateLimit-Policy"] == '"reads";q=10;w=2'
+    assert re.fullmatch(r'"reads";r=0;t=[12]', refused.headers["RateLimit"])
+    assert other.status_code == 200
+    assert other.headers["RateLimit"].startswith('"reads";r=9;')
+
+
+def test_the_limit_holds_across_two_gateways_sharing_redis(gateways, database_url, redis_url):
+    first = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_READS_PER_S="5")
+    second = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_READS_PER_S="5")
+    _, tenant = new_tenant(database_url)
+
+    answers = [answer for _ in range(4) for base in (first, second) for answer in reads(base, tenant, 2)]
+
+    # 16 reads in well under the 2 s window, half through each gateway: 10 pass in all, not 10 per gateway.
+    assert sum(answer.status_code == 200 for answer in answers) == 10
+    assert sum(answer.status_code == 429 for answer in answers) == 6
+
+
+def test_without_redis_each_gateway_counts_in_process(gateways, database_url):
+    base = gateways.start(PIXTOOLS_READS_PER_S="5")
+    _, tenant = new_tenant(database_url)
+
+    statuses = [answer.status_code for answer in reads(base, tenant, 12)]
+
+    assert statuses == [200] * 10 + [429] * 2
+
+
+def test_batch_items_count_as_submissions(gateways, database_url, redis_url):
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_SUBMISSIONS_PER_S="10")
+    _, tenant = new_tenant(database_url)
+
+    def batch(size: int) -> httpx.Response:
+        items = [{"url": f"https://limits.example/{os.urandom(4).hex()}.jpg"} for _ in range(size)]
+        body = {"items": items, "pipeline": [{"op": "metadata"}]}
+        return httpx.post(f"{base}/v1/batches", json=body, headers=tenant, timeout=10)
+
+    fifteen = batch(15)
+    assert fifteen.status_code == 202, fifteen.text
+    assert fifteen.headers["RateLimit-Policy"] == '"submissions";q=20;w=2'
+    assert fifteen.headers["RateLimit"].startswith('"submissions";r=5;')
+    refused = batch(6)
+    assert refused.status_code == 429
+    assert refused.json()["type"].endswith("/rate-limited")
+    assert batch(5).status_code == 202
+
+
+def test_the_twenty_first_stream_is_refused_and_a_closed_stream_frees_its_slot(gateways, database_url, redis_url):
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url)
+    _, tenant = new_tenant(database_url)
+    with httpx.Client(base_url=base, headers=tenant, timeout=10) as client:
+        job = client.post("/v1/jobs", json=URL_JOB).json()["job_id"]
+        with contextlib.ExitStack() as streams:
+            opened = [streams.enter_context(client.stream("GET", f"/v1/jobs/{job}/events")) for _ in range(20)]
+            assert [stream.status_code for stream in opened] == [200] * 20
+
+            refused = client.get(f"/v1/jobs/{job}/events")
+            assert refused.status_code == 429
+            assert refused.json()["type"].endswith("/rate-limited")
+            assert "20 progress streams" in refused.json()["detail"]
+            assert int(refused.headers["Retry-After"]) >= 1
+
+            opened[0].close()
+            deadline = time.monotonic() + 5
+            while True:
+                with client.stream("GET", f"/v1/jobs/{job}/events") as again:
+                    if again.status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "closing a stream did not free its slot"
+                time.sleep(0.1)
+
+
+def test_the_unfinished_jobs_quota_set_with_pixtools_admin_refuses_the_next_job(gateways, database_url, redis_url):
+    name, tenant = new_tenant(database_url)
+    set_quota = admin(database_url, "set-limits", name, "--unfinished-jobs", "3")
+    assert set_quota.returncode == 0, set_quota.stderr
+    assert "unfinished_jobs: 3 (own)" in set_quota.stdout
+    assert "submissions_per_s: 50 (default)" in set_quota.stdout
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url)
+
+    with httpx.Client(base_url=base, headers=tenant, timeout=10) as client:
+        accepted = [client.post("/v1/jobs", json=URL_JOB).status_code for _ in range(3)]
+        refused = client.post("/v1/jobs", json=URL_JOB)
+        two_more = client.post(
+            "/v1/batches",
+            json={
+                "items": [{"url": "https://limits.example/a.jpg"}, {"url": "https://limits.example/b.jpg"}],
+                "pipeline": [{"op": "metadata"}],
+            },
+        )
+
+    assert accepted == [202, 202, 202]
+    assert refused.status_code == 429
+    assert refused.json()["type"] == "https://pixtools.dev/problems/quota-exceeded"
+    assert "quota of 3 unfinished jobs" in refused.json()["detail"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert two_more.status_code == 429
+    assert two_more.json()["type"].endswith("/quota-exceeded")
+
+
+def test_a_reads_override_applies_to_a_running_gateway_within_its_cache(gateways, database_url, redis_url):
+    name, tenant = new_tenant(database_url)
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_LIMITS_CACHE_S="0.5")
+    assert reads(base, tenant, 1)[0].headers["RateLimit-Policy"] == '"reads";q=200;w=2'
+
+    assert admin(database_url, "set-limits", name, "--reads-per-s", "2").returncode == 0
+    time.sleep(0.6)
+    statuses = [answer.status_code for answer in reads(base, tenant, 5)]
+
+    # A new quota is a new window (the limiter keys its counts by the limit): 4 pass in it, the 5th waits.
+    assert statuses == [200, 200, 200, 200, 429]
+    shown = admin(database_url, "show-limits", name)
+    assert "reads_per_s: 2 (own)" in shown.stdout
+    assert admin(database_url, "set-limits", name, "--reads-per-s", "default").returncode == 0
+    assert "reads_per_s: 100 (default)" in admin(database_url, "show-limits", name).stdout
+
+
+def test_pixtools_admin_refuses_bad_limits_with_exit_2(database_url):
+    name, _ = new_tenant(database_url)
+    zero = admin(database_url, "set-limits", name, "--streams", "0")
+    assert zero.returncode == 2
+    assert "'0' is not a whole number from 1 to 1000000, or 'default'" in zero.stderr
+    nothing = admin(database_url, "set-limits", name)
+    assert nothing.returncode == 2
+    unknown = admin(database_url, "set-limits", "no-such-tenant", "--streams", "3")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "pixtools-admin: no tenant named 'no-such-tenant'"
+
+
+def test_with_redis_unreachable_requests_are_served_counted_in_process_and_the_failure_is_counted(
+    gateways, database_url
+):
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    base = gateways.start(PIXTOOLS_REDIS_URL=closed, PIXTOOLS_READS_PER_S="5")
+    _, tenant = new_tenant(database_url)
+
+    statuses = [answer.status_code for answer in reads(base, tenant, 12)]
+    with httpx.Client(base_url=base, headers=tenant, timeout=10) as client:
+        job = client.post("/v1/jobs", json=URL_JOB)
+        with client.stream("GET", f"/v1/jobs/{job.json()['job_id']}/events") as stream:
+            stream_status = stream.status_code
+    metrics = httpx.get(f"{base}/metrics").text
+
+    # No 500 and no refusal within the limit: the gateway counts in its own process until Redis is back.
+    assert statuses == [200] * 10 + [429] * 2
+    assert job.status_code == 202
+    assert stream_status == 200
+    failures = re.findall(r'pixtools_rate_limiter_failures_total\{check="rate"\} (\S+)', metrics)
+    assert failures
+    assert float(failures[0]) >= 1
+    assert "rate limiter storage unreachable" in gateways.stacks[0].log("gateway")
+
+
+def _raw_connection(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=10)
+    return connection
+
+
+def _trickle_until_answered(connection: socket.socket, chunks: Iterator[bytes], limit_s: float) -> tuple[bytes, float]:
+    """Send a byte every 0.2 s until the server answers or closes; what it sent and when, from the start."""
+    started = time.monotonic()
+    connection.settimeout(0.2)
+    received = b""
+    while time.monotonic() - started < limit_s:
+        with contextlib.suppress(TimeoutError):
+            data = connection.recv(65536)
+            if not data:
+                break
+            received += data
+            if b"\r\n\r\n" in received:
+                break
+        with contextlib.suppress(OSError):
+            connection.sendall(next(chunks))
+    return received, time.monotonic() - started
+
+
+def test_a_client_trickling_its_body_gets_408_and_a_trickled_head_is_cut_off(gateways, database_url):
+    base = gateways.start(PIXTOOLS_REQUEST_BODY_TIMEOUT_S="1", PIXTOOLS_REQUEST_HEAD_TIMEOUT_S="1")
+    _, tenant = new_tenant(database_url)
+
+    body_connection = _raw_connection(base)
+    head = (
+        "POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        f"Authorization: {tenant['Authorization']}\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    body_connection.sendall(head.encode())
+    answer, body_seconds = _trickle_until_answered(body_connection, iter(lambda: b" ", None), limit_s=10)
+    body_connection.close()
+
+    head_connection = _raw_connection(base)
+    trickled_head = iter(bytes([byte]) for byte in b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: " + b"y" * 100)
+    head_answer, head_seconds = _trickle_until_answered(head_connection, trickled_head, limit_s=10)
+    head_connection.close()
+
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert body_seconds < 3
+    assert head_answer == b""
+    assert head_seconds < 3
