@@ -162,6 +162,26 @@ class TerminalEvents:
                 return event
         raise AssertionError(f"no terminal event for job {job_id} within {within}s")
 
+    async def count_for(
+        self, job_ids: list[uuid.UUID], within: float = 30.0, settle: float = 1.0
+    ) -> dict[uuid.UUID, list[str]]:
+        """The terminal states published for each of these jobs: read until every job has one, then `settle` more
+        seconds, so that a second copy of any of them would be counted too."""
+        found: dict[uuid.UUID, list[str]] = {job_id: [] for job_id in job_ids}
+        deadline = time.monotonic() + within
+        quiet_until: float | None = None
+        while time.monotonic() < (quiet_until or deadline):
+            message = await self._queue.get(fail=False, no_ack=True)
+            if message is None:
+                await asyncio.sleep(0.05)
+            else:
+                event = parse_event(message.body)
+                if event.job_id in found:
+                    found[event.job_id].append(str(getattr(event, "state", event.type)))
+            if quiet_until is None and all(found.values()):
+                quiet_until = time.monotonic() + settle
+        return found
+
 
 @pytest_asyncio.fixture
 async def terminal_events(infra: Any, namespace: str) -> AsyncIterator[TerminalEvents]:

@@ -1,7 +1,10 @@
 """The consumer loop every worker shares: decode, handle, publish with confirms, then ack.
 
 A message is acked only after the handler's effects are durable and the events it returned are
-confirmed. Failures never spin in a hot requeue loop: they go to a delay queue with exponential
+confirmed. A consumer given a `Grouping` gathers the messages of some types that arrive within a few
+milliseconds and hands them to one group handler (one transaction for all of them); it acks them all
+after that handler returned, and should it fail, handles them again one by one, so that retries and
+dead letters stay per message. Failures never spin in a hot requeue loop: they go to a delay queue with exponential
 backoff, and after the last attempt (or at once, for poison and permanent errors) to the service's
 dead-letter queue with the reason in its headers.
 """
@@ -9,8 +12,10 @@ dead-letter queue with the reason in its headers.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -35,12 +40,32 @@ Outcome = Sequence[Event]
 ExhaustedHook = Callable[[Event, str], Awaitable[Sequence[Event]]]
 """Called when a message is dead-lettered after being decoded: returns events to publish (e.g. a step failure)."""
 
+GroupHandler = Callable[[Sequence[Event]], Awaitable[Sequence[Event]]]
+"""Applies several events at once, all or nothing, in the order given; returns the events to publish."""
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Which messages a consumer gathers for one group handler, how many at most, and how long it waits for more."""
+
+    handler: GroupHandler
+    types: frozenset[str]
+    size: int = 32
+    wait_s: float = 0.005
+
+
 MESSAGES = Counter("pixtools_messages_total", "Messages consumed, by outcome.", ["service", "type", "outcome"])
 HANDLE_SECONDS = Histogram(
     "pixtools_handle_seconds",
     "Time from delivery to ack.",
     ["service", "type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+GROUP_SIZE = Histogram(
+    "pixtools_group_size",
+    "Messages handled together by one group handler.",
+    ["service", "outcome"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 
 
@@ -59,6 +84,7 @@ class Consumer:
         retry: RetryPolicy,
         prefetch: int,
         on_exhausted: ExhaustedHook | None = None,
+        grouping: Grouping | None = None,
     ) -> None:
         self._connection = connection
         self._publisher = publisher
@@ -73,6 +99,10 @@ class Consumer:
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._grouping = grouping
+        self._gathered: list[AbstractIncomingMessage] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._job_groups: dict[object, asyncio.Task[Any]] = {}
 
     async def start(self) -> None:
         """Declare the topology and begin consuming."""
@@ -92,6 +122,7 @@ class Consumer:
         """
         if self._queue is not None and self._tag is not None:
             await self._queue.cancel(self._tag)
+        self._flush_group()
         if self._in_flight:
             _, pending = await asyncio.wait(self._in_flight, timeout=drain_seconds)
             for task in pending:
@@ -108,9 +139,97 @@ class Consumer:
         return len(self._in_flight)
 
     async def _spawn(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.create_task(self._process(message))
+        if self._grouping is None:
+            self._track(self._process(message))
+            return
+        self._gathered.append(message)
+        if len(self._gathered) >= self._grouping.size:
+            self._flush_group()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self._grouping.wait_s, self._flush_group)
+
+    def _track(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+
+    def _flush_group(self) -> None:
+        """Hand the gathered messages to a task of their own; the next ones start a new group."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        messages, self._gathered = self._gathered, []
+        if messages:
+            self._track(self._process_group(messages))
+
+    async def _process_group(self, messages: list[AbstractIncomingMessage]) -> None:
+        assert self._grouping is not None
+        started = perf_counter()
+        grouped: list[tuple[AbstractIncomingMessage, Event]] = []
+        for message in messages:
+            event = self._groupable(message)
+            if event is None:
+                # Undecodable, of another type, or on its last delivery: the one-by-one path knows what to do.
+                self._track(self._process(message))
+            else:
+                grouped.append((message, event))
+        if not grouped:
+            return
+        # A job's events keep their order across groups too: this group waits for earlier groups with its jobs.
+        jobs = {event.job_id for _, event in grouped}
+        earlier = {self._job_groups[job] for job in jobs if job in self._job_groups}
+        current = asyncio.current_task()
+        assert current is not None
+        self._job_groups.update(dict.fromkeys(jobs, current))
+        try:
+            if earlier:
+                await asyncio.wait(earlier)
+            await self._apply_group(grouped, started)
+        finally:
+            for job in jobs:
+                if self._job_groups.get(job) is current:
+                    del self._job_groups[job]
+
+    async def _apply_group(self, grouped: list[tuple[AbstractIncomingMessage, Event]], started: float) -> None:
+        assert self._grouping is not None
+        try:
+            await self._publisher.publish_all(await self._grouping.handler([event for _, event in grouped]))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            GROUP_SIZE.labels(self._service, "failed").observe(len(grouped))
+            log.warning(
+                "group failed; handling its messages one by one",
+                extra={"count": len(grouped), "error": repr(error)},
+                exc_info=True,
+            )
+            for message, event in grouped:
+                with consumer_span(f"{self._service} {event.type}", message.headers), log_context(**_log_ids(event)):
+                    await self._process_event(message, event, _attempt(message), started)
+            return
+        # Acked only now: the group's effects committed together, so a crash before here redelivers all of them.
+        for message, _ in grouped:
+            await message.ack()
+        elapsed = perf_counter() - started
+        GROUP_SIZE.labels(self._service, "acked").observe(len(grouped))
+        for _, event in grouped:
+            MESSAGES.labels(self._service, event.type, "acked").inc()
+            HANDLE_SECONDS.labels(self._service, event.type).observe(elapsed)
+        log.info(
+            "group handled",
+            extra={"count": len(grouped), "duration_s": round(elapsed, 6), "consumer": self._service},
+        )
+
+    def _groupable(self, message: AbstractIncomingMessage) -> Event | None:
+        """The message's event when it may join a group; None sends it down the one-by-one path."""
+        assert self._grouping is not None
+        if _redeliveries(message) >= DELIVERY_LIMIT - 1:
+            return None
+        try:
+            event = parse_event(message.body)
+        except (ValidationError, UnknownEventType, ValueError):
+            return None
+        return event if event.type in self._grouping.types else None
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         started = perf_counter()

@@ -1,0 +1,168 @@
+"""Step events that arrive together share one transaction: each job still ends once, in order, and a poison
+event in a group costs the others nothing."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from pixtools_aggregator.routing import SERVICE, job_event_routes
+from pixtools_contracts import StepStarted
+from pixtools_db import Inbox, Job, Outbox, Output, Step, WebhookDelivery
+from pixtools_platform.broker import Topology
+from pixtools_platform.routing import event_routing_keys
+from pixtools_testkit.fixtures import TEST_RETRY
+
+pytestmark = pytest.mark.integration
+
+ONE_STEP = [{"op": "convert", "params": {"format": "webp"}}]
+TWO_STEPS = [{"op": "resize", "params": {"width": 64}}, {"op": "convert", "params": {"format": "webp"}}]
+
+
+async def _no_transactions() -> Any:
+    raise AssertionError("only the routing keys are read")
+
+
+@pytest_asyncio.fixture
+async def parked_queue(infra: Any, namespace: str) -> AsyncIterator[None]:
+    """The aggregator's queue, declared as the service declares it, so events wait there until it starts."""
+    connection = await aio_pika.connect(infra.amqp_url)
+    channel = await connection.channel()
+    routing_keys = event_routing_keys(job_event_routes(_no_transactions))  # type: ignore[arg-type]
+    await Topology(namespace).declare_service(channel, SERVICE, routing_keys, TEST_RETRY)
+    yield
+    await connection.close()
+
+
+def group_sizes(metric_value: Any, outcome: str) -> tuple[float, float]:
+    """(groups, events in them) the consumer has handled with this outcome so far."""
+    labels = {"service": SERVICE, "outcome": outcome}
+    return metric_value("pixtools_group_size_count", **labels), metric_value("pixtools_group_size_sum", **labels)
+
+
+async def rows_per_job(db: Any, model: type, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many rows of `model` each job has (outbox rows are matched by the job id in their body)."""
+    counts = {}
+    async with db.sessions() as session:
+        for job_id in job_ids:
+            by_body = Outbox.body.contains(str(job_id).encode())
+            where = by_body if model is Outbox else model.job_id == job_id  # type: ignore[attr-defined]
+            counts[job_id] = await session.scalar(select(func.count()).select_from(model).where(where))
+    return counts
+
+
+async def all_in_state(db: Any, job_ids: list[uuid.UUID], state: str) -> bool:
+    async with db.sessions() as session:
+        states = await session.scalars(select(Job.state).where(Job.id.in_(job_ids)))
+        return all(found == state for found in states)
+
+
+async def test_events_waiting_together_are_applied_in_shared_transactions_and_each_job_ends_once(
+    parked_queue, start_aggregator, publisher, db, terminal_events, metric_value, wait_until
+):
+    jobs = [await db.job(ONE_STEP, webhook_url="http://127.0.0.1:9/hook") for _ in range(40)]
+    await asyncio.gather(*(publisher.publish(job.completed("0")) for job in jobs))
+    groups_before, events_before = group_sizes(metric_value, "acked")
+
+    await start_aggregator()
+    published = await terminal_events.count_for([job.id for job in jobs])
+
+    assert published == {job.id: ["succeeded"] for job in jobs}
+    groups, events = group_sizes(metric_value, "acked")
+    assert events - events_before == 40
+    assert groups - groups_before < 40, "every event had a transaction of its own"
+    job_ids = [job.id for job in jobs]
+    assert set((await rows_per_job(db, Outbox, job_ids)).values()) == {1}
+    assert set((await rows_per_job(db, Output, job_ids)).values()) == {1}
+    assert set((await rows_per_job(db, WebhookDelivery, job_ids)).values()) == {1}
+
+
+async def test_a_jobs_events_in_one_group_apply_in_the_order_they_arrived(
+    parked_queue, start_aggregator, publisher, db, metric_value, wait_until
+):
+    jobs = [await db.job(TWO_STEPS) for _ in range(12)]
+    started = {job.id: job.started("0") for job in jobs}
+    for job in jobs:
+        await publisher.publish(started[job.id])
+        await publisher.publish(job.completed("0"))
+        await publisher.publish(job.completed("1"))
+    _, events_before = group_sizes(metric_value, "acked")
+
+    await start_aggregator()
+    await wait_until(lambda: all_in_state(db, [job.id for job in jobs], "succeeded"))
+
+    _, events = group_sizes(metric_value, "acked")
+    assert events - events_before == 36
+    for job in jobs:
+        # Had the completion been applied first, the step would keep the completion's started_at.
+        assert (await db.steps(job.id))["0"].started_at == started[job.id].occurred_at
+
+
+async def test_a_poison_event_in_a_group_is_dead_lettered_alone_and_the_rest_apply(
+    parked_queue, start_aggregator, publisher, db, infra, namespace, metric_value, wait_until
+):
+    jobs = [await db.job(ONE_STEP) for _ in range(10)]
+    stray = StepStarted(
+        step_id="0", op="convert", job_id=uuid.uuid4(), tenant_id=uuid.uuid4(), correlation_id="c", producer="ingest"
+    )
+    for job in jobs[:5]:
+        await publisher.publish(job.completed("0"))
+    await publisher.publish(stray)
+    for job in jobs[5:]:
+        await publisher.publish(job.completed("0"))
+    failed_before, _ = group_sizes(metric_value, "failed")
+
+    await start_aggregator()
+    await wait_until(lambda: all_in_state(db, [job.id for job in jobs], "succeeded"))
+
+    assert group_sizes(metric_value, "failed")[0] > failed_before
+    connection = await aio_pika.connect(infra.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(Topology(namespace).dead_letter_queue(SERVICE), passive=True)
+        dead = None
+        for _ in range(200):
+            dead = await queue.get(fail=False, no_ack=True)
+            if dead is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert dead is not None
+        assert str(stray.job_id) in str(dead.headers["x-death-reason"])
+        assert await queue.get(fail=False, no_ack=True) is None, "only the poison event is dead-lettered"
+    finally:
+        await connection.close()
+    assert set((await rows_per_job(db, Output, [job.id for job in jobs])).values()) == {1}
+
+
+async def test_copies_of_one_event_in_a_group_apply_once(
+    parked_queue, start_aggregator, publisher, db, metric_value, wait_until
+):
+    jobs = [await db.job(ONE_STEP) for _ in range(6)]
+    copied = jobs[0].completed("0")
+    await publisher.publish(copied)
+    for job in jobs[1:]:
+        await publisher.publish(job.completed("0"))
+    await publisher.publish(copied)
+    duplicates_before = metric_value("pixtools_aggregator_events_total", type="step.completed.v1", outcome="duplicate")
+
+    await start_aggregator()
+    await wait_until(lambda: all_in_state(db, [job.id for job in jobs], "succeeded"))
+
+    async def duplicate_seen() -> bool:
+        now = metric_value("pixtools_aggregator_events_total", type="step.completed.v1", outcome="duplicate")
+        return now == duplicates_before + 1
+
+    await wait_until(duplicate_seen)
+    job_ids = [job.id for job in jobs]
+    assert set((await rows_per_job(db, Outbox, job_ids)).values()) == {1}
+    assert set((await rows_per_job(db, Output, job_ids)).values()) == {1}
+    async with db.sessions() as session:
+        claimed = await session.scalar(select(func.count()).select_from(Inbox).where(Inbox.event_id == copied.event_id))
+        steps = await session.scalars(select(Step.state).where(Step.job_id.in_(job_ids)))
+        assert claimed == 1
+        assert set(steps) == {"succeeded"}
