@@ -3,20 +3,16 @@ event in a group costs the others nothing."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
 
-from pixtools_aggregator.routing import SERVICE, job_event_routes
+from pixtools_aggregator.routing import SERVICE
 from pixtools_contracts import StepStarted
-from pixtools_db import Inbox, Job, Outbox, Output, Step, WebhookDelivery
+from pixtools_db import Inbox, Outbox, Output, Step, WebhookDelivery
 from pixtools_platform.broker import Topology
-from pixtools_platform.routing import event_routing_keys
-from pixtools_testkit.fixtures import TEST_RETRY
 
 pytestmark = pytest.mark.integration
 
@@ -24,42 +20,10 @@ ONE_STEP = [{"op": "convert", "params": {"format": "webp"}}]
 TWO_STEPS = [{"op": "resize", "params": {"width": 64}}, {"op": "convert", "params": {"format": "webp"}}]
 
 
-async def _no_transactions() -> Any:
-    raise AssertionError("only the routing keys are read")
-
-
-@pytest_asyncio.fixture
-async def parked_queue(infra: Any, namespace: str) -> AsyncIterator[None]:
-    """The aggregator's queue, declared as the service declares it, so events wait there until it starts."""
-    connection = await aio_pika.connect(infra.amqp_url)
-    channel = await connection.channel()
-    routing_keys = event_routing_keys(job_event_routes(_no_transactions))  # type: ignore[arg-type]
-    await Topology(namespace).declare_service(channel, SERVICE, routing_keys, TEST_RETRY)
-    yield
-    await connection.close()
-
-
 def group_sizes(metric_value: Any, outcome: str) -> tuple[float, float]:
     """(groups, events in them) the consumer has handled with this outcome so far."""
     labels = {"service": SERVICE, "outcome": outcome}
     return metric_value("pixtools_group_size_count", **labels), metric_value("pixtools_group_size_sum", **labels)
-
-
-async def rows_per_job(db: Any, model: type, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many rows of `model` each job has (outbox rows are matched by the job id in their body)."""
-    counts = {}
-    async with db.sessions() as session:
-        for job_id in job_ids:
-            by_body = Outbox.body.contains(str(job_id).encode())
-            where = by_body if model is Outbox else model.job_id == job_id  # type: ignore[attr-defined]
-            counts[job_id] = await session.scalar(select(func.count()).select_from(model).where(where))
-    return counts
-
-
-async def all_in_state(db: Any, job_ids: list[uuid.UUID], state: str) -> bool:
-    async with db.sessions() as session:
-        states = await session.scalars(select(Job.state).where(Job.id.in_(job_ids)))
-        return all(found == state for found in states)
 
 
 async def test_events_waiting_together_are_applied_in_shared_transactions_and_each_job_ends_once(
@@ -70,16 +34,18 @@ async def test_events_waiting_together_are_applied_in_shared_transactions_and_ea
     groups_before, events_before = group_sizes(metric_value, "acked")
 
     await start_aggregator()
-    published = await terminal_events.count_for([job.id for job in jobs])
+    published = await terminal_events.collect([job.id for job in jobs])
 
-    assert published == {job.id: ["succeeded"] for job in jobs}
+    assert {job_id: [event.state for event in copies] for job_id, copies in published.items()} == {
+        job.id: ["succeeded"] for job in jobs
+    }
     groups, events = group_sizes(metric_value, "acked")
     assert events - events_before == 40
     assert groups - groups_before < 40, "every event had a transaction of its own"
     job_ids = [job.id for job in jobs]
-    assert set((await rows_per_job(db, Outbox, job_ids)).values()) == {1}
-    assert set((await rows_per_job(db, Output, job_ids)).values()) == {1}
-    assert set((await rows_per_job(db, WebhookDelivery, job_ids)).values()) == {1}
+    assert set((await db.rows_per_job(Outbox, job_ids)).values()) == {1}
+    assert set((await db.rows_per_job(Output, job_ids)).values()) == {1}
+    assert set((await db.rows_per_job(WebhookDelivery, job_ids)).values()) == {1}
 
 
 async def test_a_jobs_events_in_one_group_apply_in_the_order_they_arrived(
@@ -94,7 +60,7 @@ async def test_a_jobs_events_in_one_group_apply_in_the_order_they_arrived(
     _, events_before = group_sizes(metric_value, "acked")
 
     await start_aggregator()
-    await wait_until(lambda: all_in_state(db, [job.id for job in jobs], "succeeded"))
+    await wait_until(lambda: db.all_in_state([job.id for job in jobs], "succeeded"))
 
     _, events = group_sizes(metric_value, "acked")
     assert events - events_before == 36
@@ -118,7 +84,7 @@ async def test_a_poison_event_in_a_group_is_dead_lettered_alone_and_the_rest_app
     failed_before, _ = group_sizes(metric_value, "failed")
 
     await start_aggregator()
-    await wait_until(lambda: all_in_state(db, [job.id for job in jobs], "succeeded"))
+    await wait_until(lambda: db.all_in_state([job.id for job in jobs], "succeeded"))
 
     assert group_sizes(metric_value, "failed")[0] > failed_before
     connection = await aio_pika.connect(infra.amqp_url)
@@ -136,7 +102,7 @@ async def test_a_poison_event_in_a_group_is_dead_lettered_alone_and_the_rest_app
         assert await queue.get(fail=False, no_ack=True) is None, "only the poison event is dead-lettered"
     finally:
         await connection.close()
-    assert set((await rows_per_job(db, Output, [job.id for job in jobs])).values()) == {1}
+    assert set((await db.rows_per_job(Output, [job.id for job in jobs])).values()) == {1}
 
 
 async def test_copies_of_one_event_in_a_group_apply_once(
@@ -151,7 +117,7 @@ async def test_copies_of_one_event_in_a_group_apply_once(
     duplicates_before = metric_value("pixtools_aggregator_events_total", type="step.completed.v1", outcome="duplicate")
 
     await start_aggregator()
-    await wait_until(lambda: all_in_state(db, [job.id for job in jobs], "succeeded"))
+    await wait_until(lambda: db.all_in_state([job.id for job in jobs], "succeeded"))
 
     async def duplicate_seen() -> bool:
         now = metric_value("pixtools_aggregator_events_total", type="step.completed.v1", outcome="duplicate")
@@ -159,8 +125,8 @@ async def test_copies_of_one_event_in_a_group_apply_once(
 
     await wait_until(duplicate_seen)
     job_ids = [job.id for job in jobs]
-    assert set((await rows_per_job(db, Outbox, job_ids)).values()) == {1}
-    assert set((await rows_per_job(db, Output, job_ids)).values()) == {1}
+    assert set((await db.rows_per_job(Outbox, job_ids)).values()) == {1}
+    assert set((await db.rows_per_job(Output, job_ids)).values()) == {1}
     async with db.sessions() as session:
         claimed = await session.scalar(select(func.count()).select_from(Inbox).where(Inbox.event_id == copied.event_id))
         steps = await session.scalars(select(Step.state).where(Step.job_id.in_(job_ids)))

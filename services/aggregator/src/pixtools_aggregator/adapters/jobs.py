@@ -4,8 +4,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import String, any_, bindparam, exists, func, literal, select, text
+from sqlalchemy import String, Table, any_, bindparam, exists, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,7 +49,7 @@ _CLAIM = (
 _LOCK_JOB = select(Job).where(Job.id == bindparam("job_id")).with_for_update()
 _STEPS = select(Step).where(Step.job_id == bindparam("job_id")).order_by(Step.position)
 # A group's statements take arrays, so one prepared statement serves every group size.
-_INBOX = Inbox.__table__
+_INBOX = cast(Table, Inbox.__table__)
 # On the table, not the mapped class: the ORM would take an INSERT ... SELECT with parameters for a bulk insert.
 _CLAIM_GROUP = (
     insert(_INBOX)
