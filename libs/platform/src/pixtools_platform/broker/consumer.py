@@ -17,18 +17,18 @@ from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from pixtools_contracts import Event, StepRequested, UnknownEventType, parse_event
+from pixtools_contracts import Event, UnknownEventType, parse_event
 from pixtools_platform.broker.errors import PermanentError
+from pixtools_platform.broker.messages import attempt_of, copy_message, log_ids, redeliveries
 from pixtools_platform.broker.publisher import Publisher
 from pixtools_platform.broker.retry import RetryPolicy
 from pixtools_platform.broker.topology import DELIVERY_LIMIT, Topology
 from pixtools_platform.logs import log_context
-from pixtools_platform.telemetry import consumer_span, current_trace_id
+from pixtools_platform.telemetry import consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +204,8 @@ class Consumer:
                 exc_info=True,
             )
             for message, event in grouped:
-                with consumer_span(f"{self._service} {event.type}", message.headers), log_context(**_log_ids(event)):
-                    await self._process_event(message, event, _attempt(message), started)
+                with consumer_span(f"{self._service} {event.type}", message.headers), log_context(**log_ids(event)):
+                    await self._process_event(message, event, attempt_of(message), started)
             return
         # Acked only now: the group's effects committed together, so a crash before here redelivers all of them.
         for message, _ in grouped:
@@ -223,7 +223,7 @@ class Consumer:
     def _groupable(self, message: AbstractIncomingMessage) -> Event | None:
         """The message's event when it may join a group; None sends it down the one-by-one path."""
         assert self._grouping is not None
-        if _redeliveries(message) >= DELIVERY_LIMIT - 1:
+        if redeliveries(message) >= DELIVERY_LIMIT - 1:
             return None
         try:
             event = parse_event(message.body)
@@ -233,22 +233,22 @@ class Consumer:
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         started = perf_counter()
-        attempt = _attempt(message)
+        attempt = attempt_of(message)
         try:
             event = parse_event(message.body)
         except (ValidationError, UnknownEventType, ValueError) as error:
             await self._settle(message, "poison", self._dead_letter(message, f"invalid message: {error}", attempt))
             return
-        with consumer_span(f"{self._service} {event.type}", message.headers), log_context(**_log_ids(event)):
+        with consumer_span(f"{self._service} {event.type}", message.headers), log_context(**log_ids(event)):
             await self._process_event(message, event, attempt, started)
 
     async def _process_event(
         self, message: AbstractIncomingMessage, event: Event, attempt: int, started: float
     ) -> None:
-        if _redeliveries(message) >= DELIVERY_LIMIT - 1:
+        if redeliveries(message) >= DELIVERY_LIMIT - 1:
             # The broker has handed this message out again and again without a settlement (workers crashing on it):
             # give up ourselves on the last delivery, so the step is reported failed rather than silently dropped.
-            reason = f"delivered {_redeliveries(message) + 1} times without being settled"
+            reason = f"delivered {redeliveries(message) + 1} times without being settled"
             await self._settle(message, "dead_lettered", self._give_up(message, event, reason, attempt), event)
             return
         handler = self._handlers.get(event.type)
@@ -304,13 +304,13 @@ class Consumer:
 
     async def _delay(self, message: AbstractIncomingMessage, attempt: int) -> None:
         tier, delay_ms = self._retry.delay_ms(attempt)
-        retry = _copy(message, {"x-attempt": attempt + 1})
+        retry = copy_message(message, {"x-attempt": attempt + 1})
         retry.expiration = timedelta(milliseconds=delay_ms)
         await self._publisher.publish_message(self._topology.delay_queue(self._service, tier), retry, exchange="")
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, attempt: int) -> None:
         log.error("dead-lettering message", extra={"reason": reason, "message_id": message.message_id})
-        dead = _copy(
+        dead = copy_message(
             message,
             {
                 "x-attempt": attempt,
@@ -321,41 +321,3 @@ class Consumer:
             },
         )
         await self._publisher.publish_message(self._service, dead, exchange=self._topology.dead_letters)
-
-
-def _log_ids(event: Event) -> dict[str, str]:
-    """What every log line about this message carries: its job, correlation, type, step and trace."""
-    ids = {"job_id": str(event.job_id), "correlation_id": event.correlation_id, "event_type": event.type}
-    step_id = event.step.id if isinstance(event, StepRequested) else getattr(event, "step_id", None)
-    if isinstance(step_id, str):
-        ids["step_id"] = step_id
-    trace_id = current_trace_id()
-    if trace_id is not None:
-        ids["trace_id"] = trace_id
-    return ids
-
-
-def _redeliveries(message: AbstractIncomingMessage) -> int:
-    """How often the quorum queue delivered this message before (its x-delivery-count header)."""
-    value = (message.headers or {}).get("x-delivery-count", 0)
-    return value if isinstance(value, int) else 0
-
-
-def _attempt(message: AbstractIncomingMessage) -> int:
-    value = (message.headers or {}).get("x-attempt", 1)
-    return value if isinstance(value, int) and value >= 1 else 1
-
-
-def _copy(message: AbstractIncomingMessage, extra_headers: Mapping[str, str | int]) -> aio_pika.Message:
-    headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-death")}
-    headers.update(extra_headers)
-    return aio_pika.Message(
-        message.body,
-        headers=headers,
-        content_type=message.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        type=message.type,
-        app_id=message.app_id,
-    )
