@@ -269,10 +269,16 @@ def main() -> None:
     parser.add_argument("--settle-seconds", type=float, default=0.0, help="pause between the burst and the reads")
     parser.add_argument("--runs", type=int, default=1, help="measurements on the same stack, one bare loop")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
+    parser.add_argument(
+        "--database",
+        default="pixtools_bench",
+        help="Postgres database of the benchmark's stack (created and migrated if missing); one per checkout "
+        "when several branches are measured on one server",
+    )
     args = parser.parse_args()
     env = {
         "PIXTOOLS_NAMESPACE": NAMESPACE,
-        "PIXTOOLS_DATABASE_URL": "postgresql+asyncpg://postgres@localhost:5432/pixtools_bench",
+        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@localhost:5432/{args.database}",
         "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
         "PIXTOOLS_LOG_LEVEL": "WARNING",
     }
