@@ -256,7 +256,7 @@ async def test_outcome_is_not_published_when_a_next_step_request_is_unroutable(b
     await channel.close()
 
 
-async def _start_grouped(broker, handler, group, *, size=8, wait_s=0.05) -> Consumer:
+async def _start_grouped(broker, handler, group, *, size=8, wait_s=0.05, concurrency=2) -> Consumer:
     connection, publisher, topology = broker
     consumer = Consumer(
         connection=connection,
@@ -267,7 +267,9 @@ async def _start_grouped(broker, handler, group, *, size=8, wait_s=0.05) -> Cons
         handlers={"step.started.v1": handler},
         retry=TEST_RETRY,
         prefetch=size,
-        grouping=Grouping(handler=group, types=frozenset({"step.started.v1"}), size=size, wait_s=wait_s),
+        grouping=Grouping(
+            handler=group, types=frozenset({"step.started.v1"}), size=size, wait_s=wait_s, concurrency=concurrency
+        ),
     )
     await consumer.start()
     return consumer
@@ -345,3 +347,37 @@ async def test_a_failed_group_is_handled_again_one_message_at_a_time(broker) -> 
     assert singles == [event.event_id for event in good], "the others applied, in their order"
     assert [message.message_id for message in dead] == [str(poison.event_id)]
     assert "never succeed" in str(dead[0].headers["x-death-reason"])
+
+
+async def test_messages_arriving_while_the_groups_run_wait_and_start_as_one_group(broker) -> None:
+    groups: list[list[uuid.UUID]] = []
+    release = asyncio.Event()
+
+    async def single(event: Event) -> Sequence[Event]:
+        raise AssertionError("every message should go through a group")
+
+    async def group(events: Sequence[Event]) -> Sequence[Event]:
+        groups.append([event.event_id for event in events])
+        await release.wait()
+        return ()
+
+    consumer = await _start_grouped(broker, single, group, wait_s=0.0, concurrency=1)
+    first = _event()
+    await broker[1].publish(first)
+    for _ in range(100):
+        if groups:
+            break
+        await asyncio.sleep(0.05)
+    later = [_event() for _ in range(5)]
+    for event in later:
+        await broker[1].publish(event)
+    await asyncio.sleep(0.5)
+    assert groups == [[first.event_id]], "the busy consumer starts no second group"
+    release.set()
+    for _ in range(100):
+        if len(groups) == 2 and consumer.in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
+    await consumer.stop(5)
+    assert groups == [[first.event_id], [event.event_id for event in later]]
+    assert await _queue_depth(broker) == 0

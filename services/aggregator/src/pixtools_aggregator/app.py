@@ -78,6 +78,7 @@ def create_app(settings: AggregatorSettings) -> Service:
             links=BlobStoreLinks(blobs, expires_s=settings.presign_expiry_s),
             group_size=settings.group_size,
             group_wait_s=settings.group_wait_s,
+            group_concurrency=settings.group_concurrency,
         )
         await consumer.start()
         resources.push_async_callback(consumer.stop, settings.drain_seconds)

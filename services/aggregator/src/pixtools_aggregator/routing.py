@@ -53,11 +53,13 @@ def build_consumer(
     links: OutputLinks | None = None,
     group_size: int = 1,
     group_wait_s: float = 0.0,
+    group_concurrency: int = 2,
 ) -> Consumer:
     """The consumer of `<namespace>.aggregator`; job events are applied in one transaction, then acked.
 
-    With `group_size` above 1, the step events that arrive within `group_wait_s` share one transaction (up to
-    `group_size` of them); the other events, and the step events of a group that failed, go one at a time.
+    With `group_size` above 1, step events share transactions, up to `group_size` in one: those that arrive within
+    `group_wait_s`, and those that arrive while `group_concurrency` groups are being applied. The other events, and
+    the step events of a group that failed, go one at a time.
     """
     routes = job_event_routes(transactions, links)
     grouping = None
@@ -67,6 +69,7 @@ def build_consumer(
             types=frozenset(type_of(kind) for kind in GROUPED),
             size=group_size,
             wait_s=group_wait_s,
+            concurrency=group_concurrency,
         )
     return Consumer(
         connection=connection,

@@ -25,10 +25,16 @@ class AggregatorSettings(CommonSettings):
         description="Step events applied in one transaction at most; 1 applies every event in its own.",
     )
     group_wait_s: float = Field(
-        default=0.005,
+        default=0.0,
         ge=0,
         le=1.0,
-        description="How long the first step event of a group waits for others before the group is applied.",
+        description="How long the first step event of a group waits for others when few groups are running.",
+    )
+    group_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Groups applied at once; events that arrive meanwhile wait and form the next group.",
     )
     outbox_poll_s: float = Field(default=0.5, gt=0, description="How often the outbox relay looks for rows.")
     presign_expiry_s: int = Field(

@@ -46,12 +46,18 @@ GroupHandler = Callable[[Sequence[Event]], Awaitable[Sequence[Event]]]
 
 @dataclass(frozen=True)
 class Grouping:
-    """Which messages a consumer gathers for one group handler, how many at most, and how long it waits for more."""
+    """Which messages a consumer gathers for one group handler, and when a gathered group starts.
+
+    A group starts `wait_s` after its first message when fewer than `concurrency` groups are running, else as
+    soon as one of them ends (messages that arrive while the groups in hand run wait for them: the busier the
+    consumer, the larger its groups), or at once when it reaches `size` messages.
+    """
 
     handler: GroupHandler
     types: frozenset[str]
     size: int = 32
-    wait_s: float = 0.005
+    wait_s: float = 0.0
+    concurrency: int = 2
 
 
 MESSAGES = Counter("pixtools_messages_total", "Messages consumed, by outcome.", ["service", "type", "outcome"])
@@ -102,6 +108,7 @@ class Consumer:
         self._grouping = grouping
         self._gathered: list[AbstractIncomingMessage] = []
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._groups_running = 0
         self._job_groups: dict[object, asyncio.Task[Any]] = {}
 
     async def start(self) -> None:
@@ -145,7 +152,7 @@ class Consumer:
         self._gathered.append(message)
         if len(self._gathered) >= self._grouping.size:
             self._flush_group()
-        elif self._flush_timer is None:
+        elif self._flush_timer is None and self._groups_running < self._grouping.concurrency:
             self._flush_timer = asyncio.get_running_loop().call_later(self._grouping.wait_s, self._flush_group)
 
     def _track(self, work: Awaitable[None]) -> None:
@@ -160,7 +167,17 @@ class Consumer:
             self._flush_timer = None
         messages, self._gathered = self._gathered, []
         if messages:
-            self._track(self._process_group(messages))
+            self._groups_running += 1
+            task = asyncio.ensure_future(self._process_group(messages))
+            self._in_flight.add(task)
+            task.add_done_callback(self._group_ended)
+
+    def _group_ended(self, task: "asyncio.Future[None]") -> None:
+        self._in_flight.discard(task)
+        self._groups_running -= 1
+        # What arrived while the groups ran has waited long enough: it starts now, as one group.
+        if self._gathered and self._flush_timer is None:
+            self._flush_group()
 
     async def _process_group(self, messages: list[AbstractIncomingMessage]) -> None:
         assert self._grouping is not None

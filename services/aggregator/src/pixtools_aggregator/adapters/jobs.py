@@ -160,7 +160,10 @@ class SqlJobRepository:
     async def final_outputs(self, job_id: uuid.UUID) -> list[Output]:
         """The outputs listed as the job's results, in step order."""
         await self._write_outputs()
-        return list(await self._session.scalars(_FINAL_OUTPUTS, {"job_id": job_id}))
+        # The query reads outputs and step positions, which no pending change touches: the job's and steps'
+        # updates can wait for the one flush at commit instead of a flush of their own here.
+        with self._session.no_autoflush:
+            return list(await self._session.scalars(_FINAL_OUTPUTS, {"job_id": job_id}))
 
     async def _write_outputs(self) -> None:
         rows, self._outputs = self._outputs, []
