@@ -72,7 +72,9 @@ _GROUP_STEPS = (
     .where(Step.job_id == any_(bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True)))))
     .order_by(Step.job_id, Step.position)
 )
-_ADD_OUTPUTS = insert(Output).on_conflict_do_nothing(constraint="uq_outputs_job_step_name")
+# On the table: the ORM's bulk insert path would first flush the session (the job's and steps' updates), a second
+# flush before the one at commit, and spends more on its own bookkeeping than on the statement.
+_ADD_OUTPUTS = insert(cast(Table, Output.__table__)).on_conflict_do_nothing(constraint="uq_outputs_job_step_name")
 _FINAL_OUTPUTS = (
     select(Output)
     .join(Step, (Step.job_id == Output.job_id) & (Step.step_id == Output.step_id))
