@@ -29,8 +29,10 @@ from pixtools_contracts import (
     StepStarted,
 )
 from pixtools_platform.broker import Consumer, GroupHandler, Grouping, PermanentError, Publisher, RetryPolicy, Topology
+from pixtools_platform.broker.messages import log_ids
+from pixtools_platform.logs import log_context
 from pixtools_platform.routing import Routes, event_routing_keys, route, type_of
-from pixtools_platform.telemetry import current_trace_context
+from pixtools_platform.telemetry import consumer_span, current_trace_context
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +126,7 @@ def step_event_group(transactions: Transactions, links: OutputLinks | None = Non
         now = datetime.now(UTC)
         async with transactions() as jobs:
             await jobs.prepare(ordered)
-            applied = [
-                (event, await _STEP_HANDLERS[event.type](event, _dependencies(event, jobs, now, links)))
-                for event in ordered
-            ]
+            applied = [(event, await _apply_traced(event, jobs, now, links)) for event in ordered]
         for event, outcome in applied:
             _record(event, outcome)
         return ()
@@ -135,9 +134,15 @@ def step_event_group(transactions: Transactions, links: OutputLinks | None = Non
     return handle
 
 
-def _dependencies(event: Event, jobs: JobRepository, now: datetime, links: OutputLinks | None) -> Dependencies:
-    # Grouped events share no consumer span: each continues the trace its own envelope carries.
-    return Dependencies(jobs=jobs, now=now, traceparent=event.traceparent, links=links)
+async def _apply_traced(event: Event, jobs: JobRepository, now: datetime, links: OutputLinks | None) -> Applied:
+    """Apply one event of a group in a span of its own, continuing the trace its envelope carries (as the message
+    headers do), so that its terminal event and webhook carry the aggregator's span like a lone event's would."""
+    pairs = (("traceparent", event.traceparent), ("tracestate", event.tracestate))
+    carrier = {key: value for key, value in pairs if value}
+    with consumer_span(f"{SERVICE} {event.type}", carrier), log_context(**log_ids(event)):
+        traceparent = current_trace_context().get("traceparent")
+        deps = Dependencies(jobs=jobs, now=now, traceparent=traceparent, links=links)
+        return await _STEP_HANDLERS[event.type](event, deps)
 
 
 def _record(event: Event, applied: Applied) -> None:
