@@ -12,7 +12,8 @@ Completion times come from job.completed.v1 events on a queue of the benchmark's
 adds no polling load.
 
 The service overhead is the stack's CPU per job minus the bare loop's CPU per image: what the service spends
-around the image work. Postgres and RabbitMQ are counted whole, so run it on an otherwise idle machine.
+around the image work. The services are counted by process tree, only this stack's; Postgres and RabbitMQ are
+counted whole (they serve everything on the machine), so their figures need an otherwise idle machine.
 
     .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16] [--runs 3]
 """
@@ -64,7 +65,8 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-# The stack's processes, by a part of their command line; Postgres and RabbitMQ are counted whole.
+# The stack's processes. The services are counted by process tree (this benchmark's own, not other stacks running on
+# the machine); Postgres and RabbitMQ, shared by everything on it, are counted whole, by a part of their command line.
 STACK_PROCESSES = {
     "gateway": "pixtools-gateway",
     "ingest": "pixtools-ingest",
@@ -72,6 +74,7 @@ STACK_PROCESSES = {
     "postgres": "postgres",
     "rabbitmq": "beam.smp",
 }
+SHARED_SERVERS = ("postgres", "rabbitmq")
 
 
 @dataclass(frozen=True)
@@ -96,19 +99,34 @@ def bare_loop(jpeg: bytes, count: int) -> BareLoop:
     return BareLoop(single, parallel, cpu_per_image)
 
 
-def stack_cpu_seconds() -> dict[str, float]:
-    """CPU seconds (user + system) so far of the stack's processes, summed by part, from /proc (Linux only)."""
-    totals = dict.fromkeys(STACK_PROCESSES, 0.0)
+def stack_cpu_seconds(services: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the stack's processes, summed by part, from /proc (Linux only).
+
+    `services` maps each service to its process id: that process and its descendants count, and only they.
+    """
     ticks = os.sysconf("SC_CLK_TCK")
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    commands: dict[int, str] = {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        for part, marker in STACK_PROCESSES.items():
-            if marker in command:
-                totals[part] += (int(fields[11]) + int(fields[12])) / ticks
+        parents[pid], seconds[pid], commands[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks, command
+    owners = {pid: part for part, pid in services.items()}
+    totals = dict.fromkeys(STACK_PROCESSES, 0.0)
+    for pid, spent in seconds.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor not in owners:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor in owners:
+            totals[owners[ancestor]] += spent
+            continue
+        for part in SHARED_SERVERS:
+            if STACK_PROCESSES[part] in commands[pid]:
+                totals[part] += spent
                 break
     return totals
 
@@ -207,14 +225,18 @@ async def read_latency(client: aiohttp.ClientSession, job_ids: list[str], rate: 
 
 
 async def run_once(
-    args: argparse.Namespace, client: aiohttp.ClientSession, completions: Completions, jpeg: bytes
+    args: argparse.Namespace,
+    client: aiohttp.ClientSession,
+    completions: Completions,
+    jpeg: bytes,
+    services: dict[str, int],
 ) -> dict[str, float]:
     """Unloaded latency, then the write burst with the stack's CPU per job, then reads straight after it."""
     await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
     unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
-    cpu_before, client_before = stack_cpu_seconds(), time.process_time()
+    cpu_before, client_before = stack_cpu_seconds(services), time.process_time()
     rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
-    cpu_after, client_after = stack_cpu_seconds(), time.process_time()
+    cpu_after, client_after = stack_cpu_seconds(services), time.process_time()
     if args.settle_seconds:
         await asyncio.sleep(args.settle_seconds)
     reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
@@ -235,7 +257,7 @@ async def run_once(
     return figures
 
 
-async def run(args: argparse.Namespace, gateway_url: str) -> list[dict[str, float]]:
+async def run(args: argparse.Namespace, gateway_url: str, services: dict[str, int]) -> list[dict[str, float]]:
     """`--runs` measurements on one stack, then the bare loop, which every run is divided by."""
     jpeg = sample_jpeg()
     completions = Completions()
@@ -243,7 +265,7 @@ async def run(args: argparse.Namespace, gateway_url: str) -> list[dict[str, floa
     # aiohttp rather than httpx: httpx's pool degrades with many queued requests and would measure the client.
     connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(base_url=gateway_url, headers=HEADERS, connector=connector) as client:
-        runs = [await run_once(args, client, completions, jpeg) for _ in range(args.runs)]
+        runs = [await run_once(args, client, completions, jpeg, services) for _ in range(args.runs)]
     await connection.close()
     bare = bare_loop(jpeg, args.bare)
     for figures in runs:
@@ -269,15 +291,22 @@ def main() -> None:
     parser.add_argument("--settle-seconds", type=float, default=0.0, help="pause between the burst and the reads")
     parser.add_argument("--runs", type=int, default=1, help="measurements on the same stack, one bare loop")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
+    parser.add_argument(
+        "--database",
+        default="pixtools_bench",
+        help="Postgres database of the benchmark's stack (created and migrated if missing); one per checkout "
+        "when several branches are measured on one server",
+    )
     args = parser.parse_args()
     env = {
         "PIXTOOLS_NAMESPACE": NAMESPACE,
-        "PIXTOOLS_DATABASE_URL": "postgresql+asyncpg://postgres@localhost:5432/pixtools_bench",
+        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@localhost:5432/{args.database}",
         "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
         "PIXTOOLS_LOG_LEVEL": "WARNING",
     }
     with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
-        runs = asyncio.run(run(args, stack.gateway_url))
+        services = {service.name: service.process.pid for service in stack.services if service.process is not None}
+        runs = asyncio.run(run(args, stack.gateway_url, services))
     for figures in runs:
         print(json.dumps({key: round(value, 3) for key, value in figures.items()}))
     print(summary(runs))

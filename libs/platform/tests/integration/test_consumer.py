@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from pixtools_contracts import Event, StepStarted
-from pixtools_platform.broker import Consumer, PermanentError, Publisher, Topology, Unroutable, connect
+from pixtools_platform.broker import Consumer, Grouping, PermanentError, Publisher, Topology, Unroutable, connect
 from pixtools_platform.broker.topology import DELIVERY_LIMIT
 from pixtools_testkit.fixtures import TEST_RETRY
 
@@ -254,3 +254,130 @@ async def test_outcome_is_not_published_when_a_next_step_request_is_unroutable(b
     await asyncio.sleep(0.3)
     assert await observer.get(fail=False) is None
     await channel.close()
+
+
+async def _start_grouped(broker, handler, group, *, size=8, wait_s=0.05, concurrency=2) -> Consumer:
+    connection, publisher, topology = broker
+    consumer = Consumer(
+        connection=connection,
+        publisher=publisher,
+        topology=topology,
+        service="grouped",
+        routing_keys=["step.started.v1"],
+        handlers={"step.started.v1": handler},
+        retry=TEST_RETRY,
+        prefetch=size,
+        grouping=Grouping(
+            handler=group, types=frozenset({"step.started.v1"}), size=size, wait_s=wait_s, concurrency=concurrency
+        ),
+    )
+    await consumer.start()
+    return consumer
+
+
+async def _queue_depth(broker, service="grouped") -> int:
+    connection, _, topology = broker
+    channel = await connection.channel()
+    queue = await channel.declare_queue(topology.queue(service), passive=True)
+    await channel.close()
+    return queue.declaration_result.message_count
+
+
+async def test_messages_arriving_together_reach_the_group_handler_together_and_are_acked_after_it(broker) -> None:
+    groups: list[list[uuid.UUID]] = []
+    release = asyncio.Event()
+
+    async def single(event: Event) -> Sequence[Event]:
+        raise AssertionError("every message should go through the group")
+
+    async def group(events: Sequence[Event]) -> Sequence[Event]:
+        groups.append([event.event_id for event in events])
+        await release.wait()
+        return ()
+
+    consumer = await _start_grouped(broker, single, group)
+    # Declared by the first start; publish while it waits, so the messages arrive at once.
+    await consumer.stop(1)
+    sent = [_event() for _ in range(8)]
+    for event in sent:
+        await broker[1].publish(event)
+    consumer = await _start_grouped(broker, single, group)
+    for _ in range(100):
+        if groups:
+            break
+        await asyncio.sleep(0.05)
+    assert groups == [[event.event_id for event in sent]]
+    assert consumer.in_flight == 1
+    release.set()
+    for _ in range(100):
+        if consumer.in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
+    await consumer.stop(5)
+    assert await _queue_depth(broker) == 0, "the group's messages were acked"
+
+
+async def test_a_failed_group_is_handled_again_one_message_at_a_time(broker) -> None:
+    singles: list[uuid.UUID] = []
+    poison = _event()
+
+    async def single(event: Event) -> Sequence[Event]:
+        if event.event_id == poison.event_id:
+            raise PermanentError("this one can never succeed")
+        singles.append(event.event_id)
+        return ()
+
+    async def group(events: Sequence[Event]) -> Sequence[Event]:
+        if any(event.event_id == poison.event_id for event in events):
+            raise RuntimeError("one bad event rolls the group back")
+        raise AssertionError("the poison event is in the only group")
+
+    consumer = await _start_grouped(broker, single, group)
+    await consumer.stop(1)
+    good = [_event() for _ in range(3)]
+    for event in [good[0], poison, *good[1:]]:
+        await broker[1].publish(event)
+    consumer = await _start_grouped(broker, single, group)
+    dead = await _dead_letters(broker, service="grouped")
+    for _ in range(100):
+        if len(singles) == 3:
+            break
+        await asyncio.sleep(0.05)
+    await consumer.stop(5)
+    assert singles == [event.event_id for event in good], "the others applied, in their order"
+    assert [message.message_id for message in dead] == [str(poison.event_id)]
+    assert "never succeed" in str(dead[0].headers["x-death-reason"])
+
+
+async def test_messages_arriving_while_the_groups_run_wait_and_start_as_one_group(broker) -> None:
+    groups: list[list[uuid.UUID]] = []
+    release = asyncio.Event()
+
+    async def single(event: Event) -> Sequence[Event]:
+        raise AssertionError("every message should go through a group")
+
+    async def group(events: Sequence[Event]) -> Sequence[Event]:
+        groups.append([event.event_id for event in events])
+        await release.wait()
+        return ()
+
+    consumer = await _start_grouped(broker, single, group, wait_s=0.0, concurrency=1)
+    first = _event()
+    await broker[1].publish(first)
+    for _ in range(100):
+        if groups:
+            break
+        await asyncio.sleep(0.05)
+    later = [_event() for _ in range(5)]
+    for event in later:
+        await broker[1].publish(event)
+    await asyncio.sleep(0.5)
+    assert groups == [[first.event_id]], "the busy consumer starts no second group"
+    release.set()
+    for _ in range(100):
+        if len(groups) == 2 and consumer.in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
+    await consumer.stop(5)
+    assert groups == [[first.event_id], [event.event_id for event in later]]
+    assert await _queue_depth(broker) == 0

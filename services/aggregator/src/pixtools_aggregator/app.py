@@ -76,6 +76,9 @@ def create_app(settings: AggregatorSettings) -> Service:
             prefetch=settings.prefetch,
             transactions=functools.partial(job_transaction, sessions),
             links=BlobStoreLinks(blobs, expires_s=settings.presign_expiry_s),
+            group_size=settings.group_size,
+            group_wait_s=settings.group_wait_s,
+            group_concurrency=settings.group_concurrency,
         )
         await consumer.start()
         resources.push_async_callback(consumer.stop, settings.drain_seconds)

@@ -13,6 +13,10 @@ from pixtools_db import Batch, Job, Output, Step, WebhookDelivery
 class JobRepository(Protocol):
     """Jobs, steps and outputs inside one transaction; what is staged here commits with the state."""
 
+    async def prepare(self, events: Sequence[Event]) -> None:
+        """Before a group of events is applied: claim their inbox rows, lock their jobs and load their steps at once."""
+        ...
+
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
         ...

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aio_pika.abc import AbstractRobustConnection
 
@@ -28,9 +28,11 @@ from pixtools_contracts import (
     StepFailed,
     StepStarted,
 )
-from pixtools_platform.broker import Consumer, PermanentError, Publisher, RetryPolicy, Topology
-from pixtools_platform.routing import Routes, event_routing_keys, route
-from pixtools_platform.telemetry import current_trace_context
+from pixtools_platform.broker import Consumer, GroupHandler, Grouping, PermanentError, Publisher, RetryPolicy, Topology
+from pixtools_platform.broker.messages import log_ids
+from pixtools_platform.logs import log_context
+from pixtools_platform.routing import Routes, event_routing_keys, route, type_of
+from pixtools_platform.telemetry import consumer_span, current_trace_context
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,26 @@ def build_consumer(
     prefetch: int,
     transactions: Transactions,
     links: OutputLinks | None = None,
+    group_size: int = 1,
+    group_wait_s: float = 0.0,
+    group_concurrency: int = 2,
 ) -> Consumer:
-    """The consumer of `<namespace>.aggregator`; each job event is applied in one transaction, then acked."""
+    """The consumer of `<namespace>.aggregator`; job events are applied in one transaction, then acked.
+
+    With `group_size` above 1, step events share transactions, up to `group_size` in one: those that arrive within
+    `group_wait_s`, and those that arrive while `group_concurrency` groups are being applied. The other events, and
+    the step events of a group that failed, go one at a time.
+    """
     routes = job_event_routes(transactions, links)
+    grouping = None
+    if group_size > 1:
+        grouping = Grouping(
+            handler=step_event_group(transactions, links),
+            types=frozenset(type_of(kind) for kind in GROUPED),
+            size=group_size,
+            wait_s=group_wait_s,
+            concurrency=group_concurrency,
+        )
     return Consumer(
         connection=connection,
         publisher=publisher,
@@ -63,6 +82,7 @@ def build_consumer(
         handlers=routes,
         retry=retry,
         prefetch=prefetch,
+        grouping=grouping,
     )
 
 
@@ -84,6 +104,62 @@ def job_event_routes(transactions: Transactions, links: OutputLinks | None = Non
     )
 
 
+GROUPED: tuple[type[StepStarted | StepCompleted | StepFailed], ...] = (StepStarted, StepCompleted, StepFailed)
+"""The events applied in groups: the many small step results. Job control events stay one per transaction."""
+
+_STEP_HANDLERS: dict[str, Callable[[Any, Dependencies], Awaitable[Applied]]] = {
+    type_of(StepStarted): apply_step_started,
+    type_of(StepCompleted): apply_step_completed,
+    type_of(StepFailed): apply_step_failed,
+}
+
+
+def step_event_group(transactions: Transactions, links: OutputLinks | None = None) -> GroupHandler:
+    """Applies a group of step events in one transaction, in order within each job; all of them or none.
+
+    Events are taken in job id order (stable, so each job's events keep their order), which is also the order
+    `prepare` locks the jobs in. Any error rolls the whole group back; the consumer then applies them one by one.
+    """
+
+    async def handle(events: Sequence[Event]) -> Sequence[Event]:
+        ordered = sorted(events, key=lambda event: event.job_id)
+        now = datetime.now(UTC)
+        async with transactions() as jobs:
+            await jobs.prepare(ordered)
+            applied = [(event, await _apply_traced(event, jobs, now, links)) for event in ordered]
+        for event, outcome in applied:
+            _record(event, outcome)
+        return ()
+
+    return handle
+
+
+async def _apply_traced(event: Event, jobs: JobRepository, now: datetime, links: OutputLinks | None) -> Applied:
+    """Apply one event of a group in a span of its own, continuing the trace its envelope carries (as the message
+    headers do), so that its terminal event and webhook carry the aggregator's span like a lone event's would."""
+    pairs = (("traceparent", event.traceparent), ("tracestate", event.tracestate))
+    carrier = {key: value for key, value in pairs if value}
+    with consumer_span(f"{SERVICE} {event.type}", carrier), log_context(**log_ids(event)):
+        traceparent = current_trace_context().get("traceparent")
+        deps = Dependencies(jobs=jobs, now=now, traceparent=traceparent, links=links)
+        return await _STEP_HANDLERS[event.type](event, deps)
+
+
+def _record(event: Event, applied: Applied) -> None:
+    """Count and log what applying an event did, once its transaction committed."""
+    metrics.EVENTS_APPLIED.labels(event.type, applied.outcome).inc()
+    if applied.finished is not None:
+        metrics.JOBS_FINISHED.labels(applied.finished).inc()
+        if applied.job_duration is not None:
+            metrics.JOB_DURATION_SECONDS.labels(applied.finished).observe(applied.job_duration.total_seconds())
+        log.info(
+            "job finished",
+            extra={"job_id": str(event.job_id), "state": applied.finished, "job_duration_s": _seconds(applied)},
+        )
+    if applied.batch_finished is not None:
+        log.info("batch finished", extra={"job_id": str(event.job_id), "state": applied.batch_finished})
+
+
 def _seconds(applied: Applied) -> float | None:
     return None if applied.job_duration is None else round(applied.job_duration.total_seconds(), 3)
 
@@ -101,14 +177,7 @@ def _in_transaction(
                 applied = await handler(event, deps)
         except (UnknownJob, UnknownStep) as error:
             raise PermanentError(str(error)) from error
-        metrics.EVENTS_APPLIED.labels(event.type, applied.outcome).inc()
-        if applied.finished is not None:
-            metrics.JOBS_FINISHED.labels(applied.finished).inc()
-            if applied.job_duration is not None:
-                metrics.JOB_DURATION_SECONDS.labels(applied.finished).observe(applied.job_duration.total_seconds())
-            log.info("job finished", extra={"state": applied.finished, "job_duration_s": _seconds(applied)})
-        if applied.batch_finished is not None:
-            log.info("batch finished", extra={"job_id": str(event.job_id), "state": applied.batch_finished})
+        _record(event, applied)
         # Terminal events were committed to the outbox with the state, and the commit handed them to the relay;
         # publishing them here could lose them.
         return ()

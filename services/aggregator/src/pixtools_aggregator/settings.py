@@ -15,6 +15,27 @@ class AggregatorSettings(CommonSettings):
     backlog_sample_s: float = Field(
         default=15.0, gt=0, description="How often the outbox, breaker and queue-depth gauges are sampled."
     )
+    prefetch: int = Field(
+        default=64, ge=1, le=1000, description="Messages the consumer holds at once; at least `group_size`."
+    )
+    group_size: int = Field(
+        default=32,
+        ge=1,
+        le=500,
+        description="Step events applied in one transaction at most; 1 applies every event in its own.",
+    )
+    group_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=1.0,
+        description="How long the first step event of a group waits for others when few groups are running.",
+    )
+    group_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Groups applied at once; events that arrive meanwhile wait and form the next group.",
+    )
     outbox_poll_s: float = Field(default=0.5, gt=0, description="How often the outbox relay looks for rows.")
     presign_expiry_s: int = Field(
         default=24 * 3600,
@@ -54,6 +75,13 @@ class AggregatorSettings(CommonSettings):
         if any(delay <= 0 for delay in value):
             raise ValueError("every retry delay must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _prefetch_fills_group(self) -> "AggregatorSettings":
+        # The broker hands out at most `prefetch` unacked messages, so a larger group could never fill.
+        if self.group_size > self.prefetch:
+            raise ValueError("PIXTOOLS_GROUP_SIZE must not exceed PIXTOOLS_PREFETCH")
+        return self
 
     @model_validator(mode="after")
     def _lease_outlasts_attempt(self) -> "AggregatorSettings":

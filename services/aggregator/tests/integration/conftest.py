@@ -14,10 +14,11 @@ import aio_pika
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_aggregator.app import create_app
+from pixtools_aggregator.routing import SERVICE, job_event_routes
 from pixtools_aggregator.settings import AggregatorSettings
 from pixtools_contracts import (
     ErrorInfo,
@@ -35,8 +36,9 @@ from pixtools_contracts import (
     parse_event,
     plan,
 )
-from pixtools_db import Batch, Job, Step, Tenant, WebhookDelivery, create_engine, session_factory
+from pixtools_db import Batch, Job, Outbox, Step, Tenant, WebhookDelivery, create_engine, session_factory
 from pixtools_platform.broker import Publisher, Topology
+from pixtools_platform.routing import event_routing_keys
 from pixtools_platform.service import Service
 from pixtools_testkit.fixtures import TEST_RETRY
 
@@ -135,6 +137,21 @@ async def start_aggregator(
         await app.stop()
 
 
+async def _no_transactions() -> Any:
+    raise AssertionError("only the routing keys are read")
+
+
+@pytest_asyncio.fixture
+async def parked_queue(infra: Any, namespace: str) -> AsyncIterator[None]:
+    """The aggregator's queue, declared as the service declares it, so that events wait there until it starts."""
+    connection = await aio_pika.connect(infra.amqp_url)
+    channel = await connection.channel()
+    routing_keys = event_routing_keys(job_event_routes(_no_transactions))  # type: ignore[arg-type]
+    await Topology(namespace).declare_service(channel, SERVICE, routing_keys, TEST_RETRY)
+    yield
+    await connection.close()
+
+
 @pytest_asyncio.fixture
 async def publisher(infra: Any, namespace: str) -> AsyncIterator[Publisher]:
     """A confirming publisher on this test's namespace, as a stage service would use."""
@@ -161,6 +178,26 @@ class TerminalEvents:
             if event.job_id == job_id:
                 return event
         raise AssertionError(f"no terminal event for job {job_id} within {within}s")
+
+    async def collect(
+        self, job_ids: list[uuid.UUID], within: float = 30.0, settle: float = 1.0
+    ) -> dict[uuid.UUID, list[Event]]:
+        """Every terminal event published for these jobs, copies included: read until every job has one, then
+        `settle` more seconds, so that a later copy would be counted too."""
+        found: dict[uuid.UUID, list[Event]] = {job_id: [] for job_id in job_ids}
+        deadline = time.monotonic() + within
+        quiet_until: float | None = None
+        while time.monotonic() < (quiet_until or deadline):
+            message = await self._queue.get(fail=False, no_ack=True)
+            if message is None:
+                await asyncio.sleep(0.05)
+            else:
+                event = parse_event(message.body)
+                if event.job_id in found:
+                    found[event.job_id].append(event)
+            if quiet_until is None and all(found.values()):
+                quiet_until = time.monotonic() + settle
+        return found
 
 
 @pytest_asyncio.fixture
@@ -310,6 +347,22 @@ class Database:
     async def get(self, model: type, *key: Any) -> Any:
         async with self.sessions() as session:
             return await session.get(model, key if len(key) > 1 else key[0], populate_existing=True)
+
+    async def rows_per_job(self, model: type, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many rows of `model` each job has (outbox rows are matched by the job id in their body)."""
+        counts = {}
+        async with self.sessions() as session:
+            for job_id in job_ids:
+                by_body = Outbox.body.contains(str(job_id).encode())
+                where = by_body if model is Outbox else model.job_id == job_id  # type: ignore[attr-defined]
+                counts[job_id] = await session.scalar(select(func.count()).select_from(model).where(where)) or 0
+        return counts
+
+    async def all_in_state(self, job_ids: list[uuid.UUID], state: str) -> bool:
+        """True when every one of these jobs is in `state`."""
+        async with self.sessions() as session:
+            states = list(await session.scalars(select(Job.state).where(Job.id.in_(job_ids))))
+        return len(states) == len(job_ids) and all(found == state for found in states)
 
     async def steps(self, job_id: uuid.UUID) -> dict[str, Step]:
         async with self.sessions() as session:

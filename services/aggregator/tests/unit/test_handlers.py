@@ -68,6 +68,9 @@ class FakeJobRepository:
         self.webhooks: list[WebhookDelivery] = []
         self.notified: list[uuid.UUID] = []
 
+    async def prepare(self, events):
+        """Nothing to load ahead: the one job is in memory."""
+
     async def claim_event(self, event_id):
         if event_id in self.inbox:
             return False
