@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 import uvicorn
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp
 
 from pixtools_db import create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay
@@ -34,6 +35,7 @@ from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.api.limits import RateLimitHeaders
 from pixtools_gateway.early_refusals import EarlyRefusals, RefusalMemory
 from pixtools_gateway.errors import install_problem_handlers
+from pixtools_gateway.fair_share import FairShare
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
 from pixtools_gateway.limiting import Limiting
 from pixtools_gateway.middleware import HeadLimits, RequestTimer
@@ -115,9 +117,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyDeadline, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(RequestTimer)
-    # Before timing, routing and authentication: a refusal that still holds is repeated for almost nothing.
-    app.state.refusals = RefusalMemory()
-    app.add_middleware(EarlyRefusals, memory=app.state.refusals)
     # Added last, so it runs first: an oversized head is refused before timing, tracing or any route.
     app.add_middleware(
         HeadLimits,
@@ -126,7 +125,26 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         max_target_bytes=settings.max_target_bytes,
     )
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    _share_and_refuse_before_everything(app, settings)
     return app
+
+
+def _share_and_refuse_before_everything(app: FastAPI, settings: GatewaySettings) -> None:
+    """Put `FairShare`, then `EarlyRefusals`, outside every other layer, tracing and error handling included.
+
+    A flood from one credential is parked a few requests past its share, and a refusal that still holds is repeated
+    for a dictionary lookup, with no span, timing or routing: one tenant's flood then costs the event loop, and the
+    other tenants waiting on it, as little as it can. Starlette builds its layers on first use, and the tracing
+    instrumentation wraps that build; this wraps both.
+    """
+    app.state.refusals = RefusalMemory()
+    build = app.build_middleware_stack
+
+    def build_with_limits_outside() -> ASGIApp:
+        refusing = EarlyRefusals(build(), memory=app.state.refusals)
+        return FairShare(refusing, per_credential=settings.requests_in_progress_per_key)
+
+    app.build_middleware_stack = build_with_limits_outside  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -86,7 +86,14 @@ class GatewaySettings(CommonSettings):
     stream_slot_ttl_s: float = Field(
         default=30.0, gt=0, description="A stream slot a crashed replica held lapses after this long."
     )
-    redis_retry_s: float = Field(default=5.0, ge=0, description="After a Redis failure, limits are off this long.")
+    redis_retry_s: float = Field(
+        default=5.0, ge=0, description="After a Redis failure, limits are counted in this process for this long."
+    )
+    requests_in_progress_per_key: int = Field(
+        default=4,
+        ge=1,
+        description="Requests of one key or token in progress at once; more wait their turn (streams excepted).",
+    )
     request_head_timeout_s: float = Field(
         default=10.0, gt=0, description="Time to send a request's line and headers; the connection closes after."
     )
