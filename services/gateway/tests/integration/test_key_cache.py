@@ -77,3 +77,14 @@ async def test_a_lost_listen_connection_empties_the_cache_until_it_is_back(datab
         assert cache.by_hash("hash-5") == who
     finally:
         await cache.stop()
+
+
+async def test_stopping_closes_the_connection_without_reporting_it_lost(database_url, caplog):
+    cache = KeyCache(database_url, ttl_s=300)
+    await cache.start()
+    assert cache.listening
+    with caplog.at_level("WARNING", logger="pixtools_gateway.adapters.key_cache"):
+        await cache.stop()
+        await asyncio.sleep(0.1)  # a termination listener would have run by now
+    assert not cache.listening
+    assert "notifications lost" not in caplog.text

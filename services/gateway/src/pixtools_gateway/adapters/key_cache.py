@@ -75,6 +75,8 @@ class KeyCache:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
         if self._connection is not None:
+            # A connection closed on purpose is not a lost one: no warning at every shutdown.
+            self._connection.remove_termination_listener(self._on_lost)
             await self._connection.close()
 
     def by_hash(self, key_hash: str) -> Caller | None:
