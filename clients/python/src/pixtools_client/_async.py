@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import httpx
 
@@ -34,7 +35,7 @@ from pixtools_client._models import (
     WebhookSecret,
 )
 from pixtools_client._retry import RetryPolicy
-from pixtools_client._sse import EventDecoder
+from pixtools_client._sse import EventDecoder, ServerSentEvent
 from pixtools_client._version import DEFAULT_URL, USER_AGENT
 
 JobId = uuid.UUID | str
@@ -42,6 +43,7 @@ JobId = uuid.UUID | str
 # Errors after which waiting goes on by polling instead of the stream.
 _STREAM_FALLBACK = (TransportError, RateLimited, ServiceUnavailable, ServerError)
 _RECONNECTS = 3
+Change = TypeVar("Change")
 
 
 class AsyncClient:
@@ -95,6 +97,32 @@ class AsyncClient:
                 raise error_for(response)
             await asyncio.sleep(delay)
 
+    async def _follow(
+        self,
+        what: str,
+        request_for: Callable[[str | None, float], httpx.Request],
+        change_of: Callable[[ServerSentEvent], Change | None],
+        timeout: float | None,  # noqa: ASYNC109
+    ) -> AsyncGenerator[Change, None]:
+        """The changes an event stream carries until it ends; a dropped stream resumes from its last event id."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        decoder = EventDecoder()
+        reconnects = 0
+        while True:
+            request = request_for(decoder.last_event_id, build.read_timeout(deadline))
+            try:
+                async with contextlib.aclosing(await self._send(request, stream=True)) as response:
+                    async for line in response.aiter_lines():
+                        build.check_deadline(deadline, what)
+                        if (event := decoder.feed(line)) and (change := change_of(event)):
+                            yield change
+                return
+            except httpx.TransportError as error:
+                build.check_deadline(deadline, what)
+                reconnects += 1
+                if reconnects > _RECONNECTS:
+                    raise TransportError(f"the event stream of {what} keeps breaking: {error}") from error
+
     async def operations(self) -> list[Operation]:
         """The operation catalogue: every op a pipeline may name, with the JSON Schema of its params."""
         return build.parse_operations(await self._send(self._build.operations()))
@@ -137,23 +165,12 @@ class AsyncClient:
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> AsyncGenerator[build.JobEvent, None]:
         """A job's step and state changes as they happen, until it is terminal; resumes a dropped stream."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        decoder = EventDecoder()
-        reconnects = 0
-        while True:
-            request = self._build.job_events(job_id, decoder.last_event_id, read_timeout=build.read_timeout(deadline))
-            try:
-                async with contextlib.aclosing(await self._send(request, stream=True)) as response:
-                    async for line in response.aiter_lines():
-                        build.check_deadline(deadline, f"job {job_id}")
-                        if (event := decoder.feed(line)) and (change := build.job_event(event)):
-                            yield change
-                return
-            except httpx.TransportError as error:
-                build.check_deadline(deadline, f"job {job_id}")
-                reconnects += 1
-                if reconnects > _RECONNECTS:
-                    raise TransportError(f"the event stream of job {job_id} keeps breaking: {error}") from error
+        # Typed here, so that mypy solves the stream's change type as the union, not its join.
+        changes: AsyncGenerator[build.JobEvent, None] = self._follow(
+            f"job {job_id}", functools.partial(self._build.job_events, job_id), build.job_event, timeout
+        )
+        async for change in changes:
+            yield change
 
     async def wait(
         self,
@@ -234,25 +251,10 @@ class AsyncClient:
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> AsyncGenerator[BatchProgressChange, None]:
         """A batch's progress as it changes, until every job is terminal."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        decoder = EventDecoder()
-        reconnects = 0
-        while True:
-            request = self._build.batch_events(
-                batch_id, decoder.last_event_id, read_timeout=build.read_timeout(deadline)
-            )
-            try:
-                async with contextlib.aclosing(await self._send(request, stream=True)) as response:
-                    async for line in response.aiter_lines():
-                        build.check_deadline(deadline, f"batch {batch_id}")
-                        if (event := decoder.feed(line)) and (change := build.batch_event(event)):
-                            yield change
-                return
-            except httpx.TransportError as error:
-                build.check_deadline(deadline, f"batch {batch_id}")
-                reconnects += 1
-                if reconnects > _RECONNECTS:
-                    raise TransportError(f"the event stream of batch {batch_id} keeps breaking: {error}") from error
+        async for change in self._follow(
+            f"batch {batch_id}", functools.partial(self._build.batch_events, batch_id), build.batch_event, timeout
+        ):
+            yield change
 
     async def wait_batch(
         self,

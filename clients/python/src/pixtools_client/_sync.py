@@ -1,13 +1,14 @@
 """`Client`: the blocking client of the PixTools API."""
 
 import contextlib
+import functools
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import httpx
 
@@ -33,13 +34,14 @@ from pixtools_client._models import (
     WebhookSecret,
 )
 from pixtools_client._retry import RetryPolicy
-from pixtools_client._sse import EventDecoder
+from pixtools_client._sse import EventDecoder, ServerSentEvent
 from pixtools_client._version import DEFAULT_URL, USER_AGENT
 
 JobId = uuid.UUID | str
 # Errors after which waiting goes on by polling instead of the stream.
 _STREAM_FALLBACK = (TransportError, RateLimited, ServiceUnavailable, ServerError)
 _RECONNECTS = 3
+Change = TypeVar("Change")
 
 
 class Client:
@@ -93,6 +95,32 @@ class Client:
                 raise error_for(response)
             time.sleep(delay)
 
+    def _follow(
+        self,
+        what: str,
+        request_for: Callable[[str | None, float], httpx.Request],
+        change_of: Callable[[ServerSentEvent], Change | None],
+        timeout: float | None,
+    ) -> Iterator[Change]:
+        """The changes an event stream carries until it ends; a dropped stream resumes from its last event id."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        decoder = EventDecoder()
+        reconnects = 0
+        while True:
+            request = request_for(decoder.last_event_id, build.read_timeout(deadline))
+            try:
+                with contextlib.closing(self._send(request, stream=True)) as response:
+                    for line in response.iter_lines():
+                        build.check_deadline(deadline, what)
+                        if (event := decoder.feed(line)) and (change := change_of(event)):
+                            yield change
+                return
+            except httpx.TransportError as error:
+                build.check_deadline(deadline, what)
+                reconnects += 1
+                if reconnects > _RECONNECTS:
+                    raise TransportError(f"the event stream of {what} keeps breaking: {error}") from error
+
     def operations(self) -> list[Operation]:
         """The operation catalogue: every op a pipeline may name, with the JSON Schema of its params."""
         return build.parse_operations(self._send(self._build.operations()))
@@ -130,23 +158,11 @@ class Client:
 
     def events(self, job_id: JobId, *, timeout: float | None = None) -> Iterator[build.JobEvent]:
         """A job's step and state changes as they happen, until it is terminal; resumes a dropped stream."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        decoder = EventDecoder()
-        reconnects = 0
-        while True:
-            request = self._build.job_events(job_id, decoder.last_event_id, read_timeout=build.read_timeout(deadline))
-            try:
-                with contextlib.closing(self._send(request, stream=True)) as response:
-                    for line in response.iter_lines():
-                        build.check_deadline(deadline, f"job {job_id}")
-                        if (event := decoder.feed(line)) and (change := build.job_event(event)):
-                            yield change
-                return
-            except httpx.TransportError as error:
-                build.check_deadline(deadline, f"job {job_id}")
-                reconnects += 1
-                if reconnects > _RECONNECTS:
-                    raise TransportError(f"the event stream of job {job_id} keeps breaking: {error}") from error
+        # Typed here, so that mypy solves the stream's change type as the union, not its join.
+        changes: Iterator[build.JobEvent] = self._follow(
+            f"job {job_id}", functools.partial(self._build.job_events, job_id), build.job_event, timeout
+        )
+        yield from changes
 
     def wait(
         self,
@@ -223,25 +239,9 @@ class Client:
 
     def batch_events(self, batch_id: JobId, *, timeout: float | None = None) -> Iterator[BatchProgressChange]:
         """A batch's progress as it changes, until every job is terminal."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        decoder = EventDecoder()
-        reconnects = 0
-        while True:
-            request = self._build.batch_events(
-                batch_id, decoder.last_event_id, read_timeout=build.read_timeout(deadline)
-            )
-            try:
-                with contextlib.closing(self._send(request, stream=True)) as response:
-                    for line in response.iter_lines():
-                        build.check_deadline(deadline, f"batch {batch_id}")
-                        if (event := decoder.feed(line)) and (change := build.batch_event(event)):
-                            yield change
-                return
-            except httpx.TransportError as error:
-                build.check_deadline(deadline, f"batch {batch_id}")
-                reconnects += 1
-                if reconnects > _RECONNECTS:
-                    raise TransportError(f"the event stream of batch {batch_id} keeps breaking: {error}") from error
+        yield from self._follow(
+            f"batch {batch_id}", functools.partial(self._build.batch_events, batch_id), build.batch_event, timeout
+        )
 
     def wait_batch(
         self,
