@@ -39,12 +39,22 @@ def route_class_of(method: str, path: str) -> str | None:
     return "reads" if path.startswith(_TENANT_PREFIXES) else None
 
 
+_CREDENTIAL = "pixtools.credential"
+
+
 def credential_of(scope: Scope) -> bytes | None:
-    """A digest of the request's API key or token header, never the key itself."""
-    for name, value in scope["headers"]:
-        if name in (b"authorization", b"x-api-key"):
-            return hashlib.blake2b(name + b":" + value, digest_size=16).digest()
-    return None
+    """A digest of the request's API key or token header, never the key itself; worked out once per request."""
+    if _CREDENTIAL not in scope:
+        scope[_CREDENTIAL] = next(
+            (
+                hashlib.blake2b(name + b":" + value, digest_size=16).digest()
+                for name, value in scope["headers"]
+                if name in (b"authorization", b"x-api-key")
+            ),
+            None,
+        )
+    digest: bytes | None = scope[_CREDENTIAL]
+    return digest
 
 
 class RefusalMemory:
