@@ -32,8 +32,8 @@ from bench_pipeline import HEADERS, NAMESPACE, PORTS, ROOT, Completions, sample_
 from pixtools_devstack.stack import running_stack
 
 STATEMENTS = """
-SELECT calls, total_exec_time, shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied, wal_bytes,
-       regexp_replace(query, '\\s+', ' ', 'g') AS query
+SELECT calls, total_exec_time, jit_functions, shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied,
+       wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') AS query
 FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid
 WHERE d.datname = $1 AND calls > 0
 ORDER BY total_exec_time DESC
@@ -64,7 +64,9 @@ async def reset(server: str, database: str) -> None:
 def report(title: str, per: int, statements: list[asyncpg.Record], limit: int) -> None:
     calls = sum(row["calls"] for row in statements)
     time_ms = sum(row["total_exec_time"] for row in statements)
+    jit = sum(row["jit_functions"] for row in statements)
     print(f"\n## {title}: {calls / per:.2f} statements, {time_ms / per:.3f} ms of execution per unit ({per} units)")
+    print(f"functions JIT-compiled in the whole phase: {jit}")
     print("calls/unit  ms/unit  blocks/unit  dirtied/unit  WAL-bytes/unit  statement")
     for row in statements[:limit]:
         print(
