@@ -61,9 +61,9 @@ def _job_query() -> Select[Any]:
         Output, _OUTPUT_FIELDS, (Output.job_id == Job.id) & Output.is_final, position.scalar_subquery(), Output.name
     )
     # By id alone, so the primary key is the only index that answers it. With the tenant in the WHERE clause the
-    # planner took the tenant's idempotency-key index whenever the jobs table had no statistics yet (a new
-    # database, or before autoanalyze after a burst) and filtered every job of the tenant: 355 rows and 43 buffers
-    # for one read in a bench database. The tenant is compared in fetch_job instead.
+    # planner took one of the tenant's indexes whenever the jobs table had no statistics (a new database, one
+    # not analysed since a burst, a server without autovacuum) and filtered every job of the tenant: 639 rows
+    # and 73-91 buffers per read in a bench database, against 13. The tenant is compared in fetch_job instead.
     return select(*_JOB_COLUMNS, steps.label("steps"), outputs.label("outputs")).where(Job.id == bindparam("job_id"))
 
 
