@@ -1,0 +1,135 @@
+"""Postgres statements, round trips and time per one-step job, by statement, for the whole stack.
+
+Needs a Postgres server of its own with pg_stat_statements preloaded (the shared one has not), for example:
+
+    initdb -D /tmp/pgs -A trust -U postgres
+    echo "port=5499
+    shared_preload_libraries='pg_stat_statements'
+    pg_stat_statements.track=all
+    track_io_timing=on" >> /tmp/pgs/postgresql.conf
+    pg_ctl -D /tmp/pgs -l /tmp/pgs/log start
+    flock /tmp/bench-pipeline.lock .venv/bin/python bench/pipeline/statements_per_job.py \\
+        --server postgresql://postgres@localhost:5499
+
+It runs the stack of bench_pipeline against that server, resets the statistics, sends --jobs one-step jobs
+(`convert(webp)`) and waits for all of them, then reads each job --reads-per-job times, and prints every statement
+with its calls, time and buffers per job (per read for the read phase). The counts do not depend on the machine's load.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_pipeline import HEADERS, NAMESPACE, PORTS, ROOT, Completions, sample_jpeg, throughput
+
+from pixtools_devstack.stack import running_stack
+
+STATEMENTS = """
+SELECT calls, total_exec_time, jit_functions, shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied,
+       wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') AS query
+FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid
+WHERE d.datname = $1 AND calls > 0
+ORDER BY total_exec_time DESC
+"""
+TABLES = """
+SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname
+"""
+
+
+async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    connection = await asyncpg.connect(f"{server}/{database}")
+    try:
+        return await connection.fetch(STATEMENTS, database), await connection.fetch(TABLES)
+    finally:
+        await connection.close()
+
+
+async def reset(server: str, database: str) -> None:
+    connection = await asyncpg.connect(f"{server}/{database}")
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await connection.execute("SELECT pg_stat_statements_reset(), pg_stat_reset()")
+    finally:
+        await connection.close()
+
+
+def report(title: str, per: int, statements: list[asyncpg.Record], limit: int) -> None:
+    calls = sum(row["calls"] for row in statements)
+    time_ms = sum(row["total_exec_time"] for row in statements)
+    jit = sum(row["jit_functions"] for row in statements)
+    print(f"\n## {title}: {calls / per:.2f} statements, {time_ms / per:.3f} ms of execution per unit ({per} units)")
+    print(f"functions JIT-compiled in the whole phase: {jit}")
+    print("calls/unit  ms/unit  blocks/unit  dirtied/unit  WAL-bytes/unit  statement")
+    for row in statements[:limit]:
+        print(
+            f"{row['calls'] / per:10.2f}  {row['total_exec_time'] / per:7.3f}  {row['blocks'] / per:11.1f}"
+            f"  {row['shared_blks_dirtied'] / per:12.2f}  {float(row['wal_bytes']) / per:14.0f}  {row['query'][:160]}"
+        )
+
+
+async def run(args: argparse.Namespace, gateway_url: str) -> None:
+    jpeg = sample_jpeg()
+    completions = Completions()
+    connection = await completions.listen(args.amqp_url)
+    async with aiohttp.ClientSession(
+        base_url=gateway_url, headers=HEADERS, connector=aiohttp.TCPConnector(limit=64)
+    ) as client:
+        _, _, warm = await throughput(client, completions, jpeg, 20, 4)
+        for job_id in warm:
+            async with client.get(f"/v1/jobs/{job_id}") as response:
+                response.raise_for_status()
+        await asyncio.sleep(2)  # let the warm-up's trailing work (outbox marks, key usage) finish
+        await reset(args.server, args.database)
+        _, _, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
+        await asyncio.sleep(args.settle_seconds)
+        written, tables = await phase(args.server, args.database)
+        await reset(args.server, args.database)
+        for _ in range(args.reads_per_job):
+            for job_id in job_ids:
+                async with client.get(f"/v1/jobs/{job_id}") as response:
+                    response.raise_for_status()
+                    await response.read()
+        read, _ = await phase(args.server, args.database)
+    await connection.close()
+    report("write burst, per job", args.jobs, written, args.limit)
+    print("\ntable  inserted  updated  HOT-updated  deleted (whole burst)")
+    for row in tables:
+        print(f"{row['relname']}  {row['n_tup_ins']}  {row['n_tup_upd']}  {row['n_tup_hot_upd']}  {row['n_tup_del']}")
+    report("reads, per GET /v1/jobs/{id}", args.jobs * args.reads_per_job, read, args.limit)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", required=True, help="postgresql://user@host:port, with pg_stat_statements")
+    parser.add_argument("--database", default="pixtools_statements")
+    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--reads-per-job", type=int, default=2)
+    parser.add_argument("--settle-seconds", type=float, default=3.0, help="wait for the burst's trailing work")
+    parser.add_argument("--limit", type=int, default=30, help="statements shown per phase")
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
+    args = parser.parse_args()
+    host = args.server.split("://", 1)[1]
+    env = {
+        "PIXTOOLS_NAMESPACE": NAMESPACE,
+        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://{host}/{args.database}",
+        "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
+        "PIXTOOLS_LOG_LEVEL": "WARNING",
+        "PIXTOOLS_SUBMISSIONS_PER_S": "100000",
+        "PIXTOOLS_READS_PER_S": "100000",
+    }
+    with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
+        asyncio.run(run(args, stack.gateway_url))
+    print(json.dumps({"jobs": args.jobs, "reads_per_job": args.reads_per_job}))
+
+
+if __name__ == "__main__":
+    main()
