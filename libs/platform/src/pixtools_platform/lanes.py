@@ -16,6 +16,7 @@ from typing import Self, TypeVar
 
 from pixtools_contracts import Event, Lane
 from pixtools_platform.broker import Handler
+from pixtools_platform.progress import waiting_for_a_worker
 
 T = TypeVar("T")
 
@@ -100,7 +101,9 @@ class CpuPool:
         waiter = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (priority, next(self._arrival), waiter))
         try:
-            await waiter
+            # Queued work has not started: a slow-start announcement waits until the work has a thread.
+            with waiting_for_a_worker():
+                await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 # The thread was handed over just as this call was cancelled: pass it on.

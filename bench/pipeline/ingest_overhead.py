@@ -1,0 +1,138 @@
+"""Ingest's CPU per one-step convert(webp) command, in process, against the bare convert() of the same image.
+
+Each round runs the real ingest service (its consumer, CPU pool, local blob store) on a fresh namespace of the
+real broker, queues N commands at once from a second channel (their encoding is not counted), waits for N step
+outcomes, and reports this process's CPU per command, the bare loop's CPU per image, and the step.started
+events per command (a saturated pool is where slow-start announcements come from):
+
+    .venv/bin/python bench/pipeline/ingest_overhead.py [N=200] [ROUNDS=3]
+"""
+
+import asyncio
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+os.environ.update({"PIXTOOLS_LOG_LEVEL": "WARNING", "PIXTOOLS_OPS_PORT": "0"})
+import aio_pika
+from PIL import Image
+
+from pixtools_contracts import ObjectRef, Pipeline, StepRequested, first_steps, plan
+from pixtools_imaging import convert
+from pixtools_platform.broker.retry import RetryPolicy
+from pixtools_platform.broker.topology import Topology
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+
+
+def jpeg():
+    img = Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    b = io.BytesIO()
+    img.save(b, "JPEG", quality=85)
+    return b.getvalue()
+
+
+async def one_round(data):
+    ns = f"mqh{uuid.uuid4().hex[:8]}"
+    blobdir = tempfile.mkdtemp(prefix="mqh-")
+    os.environ["PIXTOOLS_NAMESPACE"] = ns
+    os.environ["PIXTOOLS_BLOB_DIR"] = blobdir
+    from pixtools_ingest.app import create_app
+    from pixtools_ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    topo = Topology(ns)
+    conn = await aio_pika.connect("amqp://guest:guest@localhost:5672/")
+    ch = await conn.channel()
+    await topo.declare_service(ch, "sinkagg", ["step.completed.v1", "step.failed.v1"], RetryPolicy())
+    await topo.declare_service(ch, "sinkstart", ["step.started.v1"], RetryPolicy())
+    os.makedirs(os.path.join(blobdir, "t/j"), exist_ok=True)
+    await asyncio.to_thread(Path(blobdir, "t/j/original").write_bytes, data)
+    [(step, rest)] = first_steps(plan(Pipeline.model_validate([{"op": "convert", "params": {"format": "webp"}}])))
+    service = create_app(settings)
+    await service.start()
+    await asyncio.sleep(1.0)  # let the consumers settle
+    pch = await conn.channel(publisher_confirms=True)
+    ex = await pch.get_exchange(topo.events)
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    # publishing from this process costs CPU too: measured separately below and subtracted
+    pub0 = time.process_time()
+    msgs = []
+    for _ in range(N):
+        req = StepRequested(
+            job_id=uuid.uuid4(),
+            tenant_id=uuid.uuid4(),
+            correlation_id="c",
+            producer="gateway",
+            service="ingest",
+            input=ObjectRef(key="t/j/original", content_type="image/jpeg", bytes=len(data), sha256="0" * 64),
+            step=step,
+            remaining=rest,
+        )
+        msgs.append(
+            aio_pika.Message(
+                req.model_dump_json().encode(),
+                delivery_mode=2,
+                message_id=str(req.event_id),
+                type=req.type,
+                content_type="application/json",
+            )
+        )
+    await asyncio.gather(*(ex.publish(m, routing_key="step.requested.v1.ingest", mandatory=True) for m in msgs))
+    pub = time.process_time() - pub0
+    while True:
+        q = await ch.declare_queue(topo.queue("sinkagg"), passive=True)
+        if q.declaration_result.message_count >= N:
+            break
+        await asyncio.sleep(0.05)
+    cpu = time.process_time() - cpu0 - pub
+    started = (await ch.declare_queue(topo.queue("sinkstart"), passive=True)).declaration_result.message_count
+    wall = time.perf_counter() - t0
+    await service.stop()
+    # Leave nothing behind on the shared broker: every queue and exchange of the round's namespace.
+    names = [topo.journal, topo.cancellations]
+    for service in ("ingest", "ingest.bulk", "sinkagg", "sinkstart"):
+        names += [topo.queue(service), topo.dead_letter_queue(service)]
+        names += [topo.delay_queue(service, tier) for tier in {*settings.retry.tiers_ms(), *RetryPolicy().tiers_ms()}]
+    for name in names:
+        with contextlib.suppress(Exception):
+            await ch.queue_delete(name)
+    for exchange in (topo.events, topo.dead_letters, topo.redeliver):
+        with contextlib.suppress(Exception):
+            await ch.exchange_delete(exchange)
+    await conn.close()
+    shutil.rmtree(blobdir, ignore_errors=True)
+    return cpu / N * 1000, wall, started
+
+
+def bare(data):
+
+    [(step, _rest)] = first_steps(plan(Pipeline.model_validate([{"op": "convert", "params": {"format": "webp"}}])))
+    p = step.spec.params
+    c0 = time.process_time()
+    for _ in range(N // 2):
+        convert(data, p, max_pixels=50_000_000)
+    return (time.process_time() - c0) / (N // 2) * 1000
+
+
+async def main():
+    data = jpeg()
+    for r in range(ROUNDS):
+        b = bare(data)
+        ms, wall, started = await one_round(data)
+        print(
+            f"round {r}: ingest {ms:.2f} ms/msg  bare {b:.2f} ms/img  overhead {ms - b:.2f} ms"
+            f"  (wall {wall:.1f}s) step.started/msg {started / N:.2f}",
+            flush=True,
+        )
+
+
+asyncio.run(main())
