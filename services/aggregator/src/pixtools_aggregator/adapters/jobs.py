@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstanceState
 
+from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import JOB_UNFINISHED, Event, StepState
 from pixtools_db import Batch, Inbox, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.commits import defer
@@ -102,10 +103,10 @@ _FINAL_OUTPUTS = (
 # changed them since it was read); a row with any other change is left to the session's flush.
 _JOB_STATE_COLUMNS = ("state", "started_at", "finished_at", "updated_at", "error_code", "error_message")
 _STEP_STATE_COLUMNS = ("state", "started_at", "finished_at", "error_code", "error_message", "result")
-# The changed jobs and steps, the staged events' outbox rows (as `pixtools_db.outbox.add_events` writes them), and
-# one NOTIFY per changed job (the payload stays the job id), in one statement
-# before the commit; the arrays may be empty. The step results travel as JSON text: None as JSON null, as the
-# column's type writes it.
+# The changed jobs and steps, the staged events' outbox rows (as `pixtools_db.outbox.add_events` writes them), the
+# waiting outputs (keeping the first copy of any), and one NOTIFY per changed job (the payload stays the job id), in
+# one statement before the commit; the arrays may be empty. It returns the ids of the outputs it inserted. The step
+# results travel as JSON text: None as JSON null, as the column's type writes it.
 _WRITE_STATE = text(
     f"""WITH written_jobs AS (
     UPDATE jobs SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
@@ -132,12 +133,28 @@ _WRITE_STATE = text(
         CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), CAST(:routing_keys AS text[]),
         CAST(:bodies AS bytea[]), CAST(:headers AS text[])
     ) AS v(event_id, event_type, routing_key, body, headers)
+), written_outputs AS (
+    INSERT INTO outputs (id, job_id, step_id, op, name, role, is_final, key, content_type, bytes, sha256, width,
+        height)
+    SELECT * FROM unnest(
+        CAST(:output_ids AS uuid[]), CAST(:output_jobs AS uuid[]), CAST(:output_steps AS text[]),
+        CAST(:output_ops AS text[]), CAST(:output_names AS text[]), CAST(:output_roles AS text[]),
+        CAST(:output_finals AS boolean[]), CAST(:output_keys AS text[]), CAST(:output_types AS text[]),
+        CAST(:output_bytes AS bigint[]), CAST(:output_sha256s AS text[]), CAST(:output_widths AS integer[]),
+        CAST(:output_heights AS integer[])
+    )
+    ON CONFLICT ON CONSTRAINT uq_outputs_job_step_name DO NOTHING
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('{JOBS_CHANNEL}', job_id) FROM unnest(CAST(:notify AS text[])) AS job_id
 )
-SELECT pg_notify('{JOBS_CHANNEL}', job_id) FROM unnest(CAST(:notify AS text[])) AS job_id"""
+SELECT (SELECT count(*) FROM notified) AS notified, ARRAY(SELECT id FROM written_outputs) AS written_outputs"""
 ).bindparams(
     bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True))),
     bindparam("step_jobs", type_=ARRAY(UUID(as_uuid=True))),
     bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("output_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("output_jobs", type_=ARRAY(UUID(as_uuid=True))),
 )
 # FOR NO KEY UPDATE, not FOR UPDATE: a transaction that updates its job twice holds FOR KEY SHARE on the batch
 # (the foreign key check), and two of those upgrading to FOR UPDATE would deadlock. NO KEY UPDATE still
@@ -174,6 +191,7 @@ class SqlJobRepository:
         self._outputs: list[Output] = []
         self._written_outputs: dict[uuid.UUID, list[Output]] = {}
         self._outputs_conflicted: set[uuid.UUID] = set()
+        self._listed_unwritten: set[uuid.UUID] = set()
         self._notified: dict[uuid.UUID, None] = {}
         self._staged: list[Event] = []
 
@@ -194,14 +212,17 @@ class SqlJobRepository:
         if jobs:
             self._jobs.update(jobs)
             await self._load_steps(list(jobs))
+            # A group lists a job's final outputs from memory where it can; should that ever meet an output that
+            # already existed, the group fails and its events go one at a time, where the outputs are queried.
+            for job_id in jobs:
+                steps = self._steps[job_id]
+                self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in steps)
 
     async def _load_steps(self, job_ids: list[uuid.UUID]) -> None:
         for job_id in job_ids:
             self._steps[job_id] = []
         for step in await self._session.scalars(_GROUP_STEPS, {"job_ids": job_ids}):
             self._steps[step.job_id].append(step)
-        for job_id in job_ids:
-            self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in self._steps[job_id])
 
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
@@ -238,13 +259,16 @@ class SqlJobRepository:
 
     async def final_outputs(self, job_id: uuid.UUID) -> list[Output]:
         """The outputs listed as the job's results, in step order."""
-        await self._write_outputs()
         if self._succeeded_before.get(job_id) is False and job_id not in self._outputs_conflicted:
-            # No step of the job had succeeded before this transaction, so every output it has was written here,
-            # and each was inserted as it is in memory: no query needed.
+            # No step of the job had succeeded before this transaction, so every output it has is in memory: a
+            # step's outputs are added only when it succeeds, and a succeeded step never runs again. They are
+            # written with the rest before the commit, which checks that every one of them was inserted.
             positions = {step.step_id: step.position for step in self._steps[job_id]}
-            written = [output for output in self._written_outputs.get(job_id, []) if output.is_final]
-            return sorted(written, key=lambda output: (positions[output.step_id], output.name))
+            mine = [*self._written_outputs.get(job_id, []), *(out for out in self._outputs if out.job_id == job_id)]
+            self._listed_unwritten.add(job_id)
+            final = [output for output in mine if output.is_final]
+            return sorted(final, key=lambda output: (positions[output.step_id], output.name))
+        await self._write_outputs()
         # The query reads outputs and step positions, which no pending change touches: the job's and steps'
         # updates can wait for the one write before the commit instead of a flush of their own here.
         with self._session.no_autoflush:
@@ -258,24 +282,30 @@ class SqlJobRepository:
         # Nothing else is flushed with them: the changed jobs and steps go out in one statement before the commit.
         with self._session.no_autoflush:
             inserted = set(await self._session.scalars(_ADD_OUTPUTS, rows))
+        self._check_inserted(outputs, inserted)
+
+    def _check_inserted(self, outputs: Sequence[Output], inserted: set[uuid.UUID]) -> None:
         for output in outputs:
             if output.id in inserted:
                 self._written_outputs.setdefault(output.job_id, []).append(output)
-            else:
-                # An earlier copy is kept, and it is what the job lists.
-                self._outputs_conflicted.add(output.job_id)
+                continue
+            if output.job_id in self._listed_unwritten:
+                # Its final outputs were listed from memory, on the grounds that none of them could exist yet.
+                raise OutputsConflict(f"job {output.job_id} already had an output {output.step_id}/{output.name}")
+            # An earlier copy is kept, and it is what the job lists.
+            self._outputs_conflicted.add(output.job_id)
 
     async def flush_pending(self) -> None:
         """Write the waiting outputs, the changed jobs and steps, and send the NOTIFYs; called before the commit."""
-        await self._write_outputs()
+        outputs, self._outputs = self._outputs, []
         jobs = _changed(self._jobs.values(), _JOB_STATE_COLUMNS)
         steps = _changed((step for steps in self._steps.values() for step in steps), _STEP_STATE_COLUMNS)
         job_ids, self._notified = list(self._notified), {}
         events, self._staged = self._staged, []
-        if not (jobs or steps or job_ids or events):
+        if not (jobs or steps or job_ids or events or outputs):
             return
         with self._session.no_autoflush:
-            await self._session.execute(
+            written = await self._session.execute(
                 _WRITE_STATE,
                 {
                     "job_ids": [job.id for job in jobs],
@@ -299,8 +329,10 @@ class SqlJobRepository:
                     "bodies": [event.model_dump_json().encode() for event in events],
                     "headers": [json.dumps(_trace_headers(event)) for event in events],
                     "notify": [str(job_id) for job_id in job_ids],
+                    **_output_arrays(outputs),
                 },
             )
+        self._check_inserted(outputs, set(written.one().written_outputs))
         # Written: the session's flush at commit must not write them again.
         for row in (*jobs, *steps):
             self._session.expunge(row)
@@ -342,6 +374,25 @@ class SqlJobRepository:
     async def notify_batch(self, batch_id: uuid.UUID) -> None:
         """NOTIFY the batches channel; Postgres delivers it only if the transaction commits."""
         await self._session.execute(_NOTIFY_BATCH, {"batch_id": str(batch_id)})
+
+
+def _output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
+    arrays = {
+        "output_ids": "id",
+        "output_jobs": "job_id",
+        "output_steps": "step_id",
+        "output_ops": "op",
+        "output_names": "name",
+        "output_roles": "role",
+        "output_finals": "is_final",
+        "output_keys": "key",
+        "output_types": "content_type",
+        "output_bytes": "bytes",
+        "output_sha256s": "sha256",
+        "output_widths": "width",
+        "output_heights": "height",
+    }
+    return {parameter: [getattr(output, name) for output in outputs] for parameter, name in arrays.items()}
 
 
 def _trace_headers(event: Event) -> dict[str, str]:
