@@ -61,6 +61,14 @@ def serve(count_file: str) -> None:
 
             return counted
 
+    if os.environ.get("AGGREGATOR_COST_COUNT") == "0":
+        # CPU alone: the counting proxy costs some CPU on every call it sees.
+        from pixtools_aggregator.app import main as serve_uncounted
+
+        Path(count_file).write_text("{}")
+        serve_uncounted()
+        return
+
     @event.listens_for(Engine, "connect")
     def _count(dbapi_connection: Any, _record: Any) -> None:
         connection = dbapi_connection._connection
@@ -228,6 +236,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
     parser.add_argument("--database", default="pixtools_bench_agg_cost")
+    parser.add_argument("--no-count", action="store_true", help="measure CPU without counting the round trips")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -248,6 +257,7 @@ def main() -> None:
         "PIXTOOLS_LOG_LEVEL": "WARNING",
         "PIXTOOLS_OPS_PORT": str(port),
         "PIXTOOLS_BLOB_DIR": f"/tmp/aggregator-cost-blobs-{os.getpid()}",
+        "AGGREGATOR_COST_COUNT": "0" if args.no_count else "1",
     }
     child = subprocess.Popen([sys.executable, __file__, "--serve", str(count_file)], env=env)
     try:
