@@ -166,3 +166,23 @@ async def test_an_output_that_existed_before_its_step_succeeded_is_the_one_the_j
         assert [output.key for output in published[job.id][0].outputs] == [f"jobs/{job.id}/0/image"]
     assert group_sizes(metric_value, "failed")[0] > failed_before, "the stale output went unnoticed in its group"
     assert set((await db.rows_per_job(Output, [job.id for job in jobs])).values()) == {1}
+
+
+async def test_a_step_without_a_result_stores_sql_null_and_one_with_a_result_stores_it(
+    parked_queue, start_aggregator, publisher, db, wait_until
+):
+    plain, with_result = await db.job(ONE_STEP), await db.job(ONE_STEP)
+    await publisher.publish(plain.completed("0"))
+    await publisher.publish(with_result.completed("0", result={"faces": 2}))
+
+    await start_aggregator()
+    await wait_until(lambda: db.all_in_state([plain.id, with_result.id], "succeeded"))
+
+    async with db.sessions() as session:
+        stored = dict(
+            (await session.execute(
+                select(Step.job_id, Step.result.is_(None)).where(Step.job_id.in_([plain.id, with_result.id]))
+            )).all()
+        )  # fmt: skip
+    assert stored == {plain.id: True, with_result.id: False}
+    assert (await db.steps(with_result.id))["0"].result == {"faces": 2}

@@ -106,7 +106,7 @@ _STEP_STATE_COLUMNS = ("state", "started_at", "finished_at", "error_code", "erro
 # The changed jobs and steps, the staged events' outbox rows (as `pixtools_db.outbox.add_events` writes them), the
 # waiting outputs (keeping the first copy of any), and one NOTIFY per changed job (the payload stays the job id), in
 # one statement before the commit; the arrays may be empty. It returns the ids of the outputs it inserted. The step
-# results travel as JSON text: None as JSON null, as the column's type writes it.
+# results travel as JSON text, and None as SQL NULL, as the session's flush writes it.
 _WRITE_STATE = text(
     f"""WITH written_jobs AS (
     UPDATE jobs SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
@@ -322,7 +322,7 @@ class SqlJobRepository:
                     "step_finished": [step.finished_at for step in steps],
                     "step_codes": [step.error_code for step in steps],
                     "step_messages": [step.error_message for step in steps],
-                    "step_results": [json.dumps(step.result) for step in steps],
+                    "step_results": [None if step.result is None else json.dumps(step.result) for step in steps],
                     "event_ids": [event.event_id for event in events],
                     "event_types": [event.type for event in events],
                     "routing_keys": [event.routing_key() for event in events],
