@@ -135,3 +135,54 @@ async def test_copies_of_one_event_in_a_group_apply_once(
         steps = await session.scalars(select(Step.state).where(Step.job_id.in_(job_ids)))
         assert claimed == 1
         assert set(steps) == {"succeeded"}
+
+
+async def test_an_output_that_existed_before_its_step_succeeded_is_the_one_the_job_lists(
+    parked_queue, start_aggregator, publisher, db, terminal_events, metric_value
+):
+    # The state machine never lets this happen (a step's outputs are added when it succeeds, once); a group lists
+    # final outputs from memory on that ground, and must fall back to what is stored when the ground is false.
+    jobs = [await db.job(ONE_STEP) for _ in range(4)]
+    stale = jobs[0]
+    async with db.sessions.begin() as session:
+        session.add(
+            Output(
+                job_id=stale.id, step_id="0", op="convert", name="image", role="image", is_final=True,
+                key=f"jobs/{stale.id}/0/earlier", content_type="image/webp", bytes=1, sha256="e" * 64,
+            )
+        )  # fmt: skip
+    for job in jobs:
+        await publisher.publish(job.completed("0"))
+    failed_before, _ = group_sizes(metric_value, "failed")
+
+    await start_aggregator()
+    published = await terminal_events.collect([job.id for job in jobs])
+
+    assert {job_id: [event.state for event in copies] for job_id, copies in published.items()} == {
+        job.id: ["succeeded"] for job in jobs
+    }
+    assert [output.key for output in published[stale.id][0].outputs] == [f"jobs/{stale.id}/0/earlier"]
+    for job in jobs[1:]:
+        assert [output.key for output in published[job.id][0].outputs] == [f"jobs/{job.id}/0/image"]
+    assert group_sizes(metric_value, "failed")[0] > failed_before, "the stale output went unnoticed in its group"
+    assert set((await db.rows_per_job(Output, [job.id for job in jobs])).values()) == {1}
+
+
+async def test_a_step_without_a_result_stores_sql_null_and_one_with_a_result_stores_it(
+    parked_queue, start_aggregator, publisher, db, wait_until
+):
+    plain, with_result = await db.job(ONE_STEP), await db.job(ONE_STEP)
+    await publisher.publish(plain.completed("0"))
+    await publisher.publish(with_result.completed("0", result={"faces": 2}))
+
+    await start_aggregator()
+    await wait_until(lambda: db.all_in_state([plain.id, with_result.id], "succeeded"))
+
+    async with db.sessions() as session:
+        stored = dict(
+            (await session.execute(
+                select(Step.job_id, Step.result.is_(None)).where(Step.job_id.in_([plain.id, with_result.id]))
+            )).all()
+        )  # fmt: skip
+    assert stored == {plain.id: True, with_result.id: False}
+    assert (await db.steps(with_result.id))["0"].result == {"faces": 2}
