@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
@@ -51,16 +51,31 @@ def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
     """Stage events in the caller's transaction; they are published only if it commits, at once if a relay watches."""
     events = list(events)
     defer(session, OUTBOX_TOPIC, events)
-    for event in events:
-        session.add(
-            Outbox(
-                event_id=event.event_id,
-                event_type=event.type,
-                routing_key=event.routing_key(),
-                body=event.model_dump_json().encode(),
-                headers=_trace_headers(event),
-            )
-        )
+    session.add_all(Outbox(**row) for row in _outbox_rows(events))
+
+
+def insert_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> Insert:
+    """The INSERT of these events' outbox rows, for a caller that writes them in a statement of its own.
+
+    Like `add_events`, the events are handed to the relay only once the session commits, and dropped if it does
+    not; the caller must execute the returned statement in that session.
+    """
+    events = list(events)
+    defer(session, OUTBOX_TOPIC, events)
+    return insert(Outbox.__table__).values(_outbox_rows(events))
+
+
+def _outbox_rows(events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": event.event_id,
+            "event_type": event.type,
+            "routing_key": event.routing_key(),
+            "body": event.model_dump_json().encode(),
+            "headers": _trace_headers(event),
+        }
+        for event in events
+    ]
 
 
 def _envelope(body: bytes) -> dict[str, str]:
@@ -161,7 +176,9 @@ class OutboxRelay:
         if not ids:
             return
         try:
-            async with self._sessions.begin() as session:
+            async with self._sessions() as session:
+                # One UPDATE is atomic on its own: no BEGIN and COMMIT round trips around it.
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await session.execute(_MARK_PUBLISHED, {"event_ids": ids})
         except Exception:
             log.exception("could not mark published events; the relay may publish them again")

@@ -4,8 +4,9 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,7 +26,7 @@ from pixtools_contracts import (
     service_for,
 )
 from pixtools_db import Job, Step
-from pixtools_db.outbox import add_events
+from pixtools_db.outbox import add_events, insert_events
 from pixtools_gateway.errors import IdempotencyConflict
 from pixtools_platform.blobstore import BlobStore
 
@@ -97,8 +98,13 @@ async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStor
     job_id = uuid.uuid4()
     original = await store_original(blobs, submission.tenant_id, job_id, submission.upload)
     try:
-        async with sessions.begin() as session:
-            job, events = stage_job(session, job_id, submission, original, fingerprint=fingerprint)
+        async with sessions() as session:
+            # One statement writes the job, its steps and its outbox rows, and a single statement is atomic: it
+            # needs no BEGIN and COMMIT round trips around it. The commit still hands the events to the relay.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            job, statement, events = _job_statement(session, job_id, submission, original, fingerprint=fingerprint)
+            await session.execute(statement)
+            await session.commit()
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its job.
         if original is not None:
@@ -148,46 +154,79 @@ def stage_job(
     batch: BatchPlace | None = None,
 ) -> tuple[Job, list[Event]]:
     """Add the job, its steps and the outbox rows that start it to the session; return the job and those events."""
+    job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=batch)
+    job = Job(**job_row)
+    session.add(job)
+    session.add_all(Step(**row) for row in step_rows)
+    add_events(session, events)
+    return job, events
+
+
+def _job_statement(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    submission: Submission,
+    original: ObjectRef | None,
+    *,
+    fingerprint: str | None,
+) -> tuple[Job, Insert, list[Event]]:
+    """One INSERT of the job, its steps and its outbox rows (two of them as CTEs); the events go to the relay on
+    the session's commit. The returned job is not in the session: it carries the values written."""
+    job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=None)
+    job_insert = insert(Job.__table__).values(job_row).cte("job_insert")
+    steps_insert = insert(Step.__table__).values(step_rows).cte("steps_insert")
+    statement = insert_events(session, events).add_cte(job_insert, steps_insert)
+    return Job(**job_row), statement, events
+
+
+def _job_rows(
+    job_id: uuid.UUID,
+    submission: Submission,
+    original: ObjectRef | None,
+    *,
+    fingerprint: str | None,
+    batch: BatchPlace | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
+    """The job's row, its steps' rows and the events that start it."""
     slip = plan(submission.pipeline)
     steps = flatten(slip)
     upload = submission.upload
-    job = Job(
-        id=job_id,
-        tenant_id=submission.tenant_id,
-        state=JobState.ACCEPTED,
-        pipeline=submission.pipeline.model_dump(mode="json"),
-        step_count=len(steps),
-        leaf_count=sum(step.is_leaf for step in steps),
-        input_key=original.key if original else None,
-        input_content_type=original.content_type if original else None,
-        input_bytes=original.bytes if original else None,
-        input_sha256=original.sha256 if original else None,
-        input_width=original.width if original else None,
-        input_height=original.height if original else None,
-        source_url=submission.source_url,
-        source_name=upload.name if upload else None,
-        batch_id=batch.batch_id if batch else None,
-        batch_position=batch.position if batch else None,
-        item_id=batch.item_id if batch else None,
-        webhook_url=submission.webhook_url,
-        idempotency_key=submission.idempotency_key,
-        request_hash=fingerprint,
-        correlation_id=submission.correlation_id,
-        traceparent=submission.traceparent,
-    )
-    session.add(job)
-    session.add_all(
-        Step(
-            job_id=job_id,
-            step_id=step.id,
-            position=position,
-            parent_id=step.parent_id,
-            op=step.spec.op,
-            params=step.spec.params.model_dump(mode="json"),
-            is_leaf=step.is_leaf,
-        )
+    job_row: dict[str, Any] = {
+        "id": job_id,
+        "tenant_id": submission.tenant_id,
+        "state": JobState.ACCEPTED,
+        "pipeline": submission.pipeline.model_dump(mode="json"),
+        "step_count": len(steps),
+        "leaf_count": sum(step.is_leaf for step in steps),
+        "input_key": original.key if original else None,
+        "input_content_type": original.content_type if original else None,
+        "input_bytes": original.bytes if original else None,
+        "input_sha256": original.sha256 if original else None,
+        "input_width": original.width if original else None,
+        "input_height": original.height if original else None,
+        "source_url": submission.source_url,
+        "source_name": upload.name if upload else None,
+        "batch_id": batch.batch_id if batch else None,
+        "batch_position": batch.position if batch else None,
+        "item_id": batch.item_id if batch else None,
+        "webhook_url": submission.webhook_url,
+        "idempotency_key": submission.idempotency_key,
+        "request_hash": fingerprint,
+        "correlation_id": submission.correlation_id,
+        "traceparent": submission.traceparent,
+    }
+    step_rows = [
+        {
+            "job_id": job_id,
+            "step_id": step.id,
+            "position": position,
+            "parent_id": step.parent_id,
+            "op": step.spec.op,
+            "params": step.spec.params.model_dump(mode="json"),
+            "is_leaf": step.is_leaf,
+        }
         for position, step in enumerate(steps)
-    )
+    ]
     envelope = {
         "job_id": job_id,
         "tenant_id": submission.tenant_id,
@@ -210,8 +249,8 @@ def stage_job(
             **envelope,
             input=original,
             pipeline=submission.pipeline,
-            step_count=job.step_count,
-            leaf_count=job.leaf_count,
+            step_count=job_row["step_count"],
+            leaf_count=job_row["leaf_count"],
         )
         requests = [
             StepRequested(
@@ -220,5 +259,4 @@ def stage_job(
             for step, rest in first_steps(slip)
         ]
         events = [submitted, *requests]
-    add_events(session, events)
-    return job, events
+    return job_row, step_rows, events
