@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
@@ -54,15 +55,19 @@ def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
     session.add_all(Outbox(**row) for row in _outbox_rows(events))
 
 
-def insert_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> Insert:
-    """The INSERT of these events' outbox rows, for a caller that writes them in a statement of its own.
+def stage_event_rows(session: AsyncSession, events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
+    """The outbox rows of these events, for a caller that inserts them in a statement of its own in `session`.
 
     Like `add_events`, the events are handed to the relay only once the session commits, and dropped if it does
-    not; the caller must execute the returned statement in that session.
+    not.
     """
     events = list(events)
     defer(session, OUTBOX_TOPIC, events)
-    return insert(Outbox.__table__).values(_outbox_rows(events))
+    return _outbox_rows(events)
+
+
+OUTBOX_COLUMNS = ("event_id", "event_type", "routing_key", "body", "headers")
+"""The columns of an outbox row that a writer sets; the rest have defaults."""
 
 
 def _outbox_rows(events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
@@ -110,11 +115,17 @@ class JsonPublisher(Protocol):
     ) -> None: ...
 
 
+# `= ANY(array)` rather than an expanding IN: one statement text, compiled and prepared once, whatever the count.
 _MARK_PUBLISHED = (
     update(Outbox)
-    .where(Outbox.event_id.in_(bindparam("event_ids", expanding=True)), Outbox.published_at.is_(None))
+    .where(
+        Outbox.event_id == any_(bindparam("event_ids", type_=ARRAY(Outbox.__table__.c.event_id.type))),
+        Outbox.published_at.is_(None),
+    )
     .values(published_at=func.now())
 )
+MARK_EVERY_S = 0.05
+"""How long the marker gathers published events before one UPDATE marks them all."""
 
 
 class OutboxRelay:
@@ -188,6 +199,9 @@ class OutboxRelay:
     async def _mark_loop(self) -> None:
         while True:
             await self._mark_wake.wait()
+            # A row marked a little later costs nothing: until it is marked, only the sweep, after its grace
+            # period, would publish it again. Waiting lets the publishes of many requests share one UPDATE.
+            await asyncio.sleep(MARK_EVERY_S)
             self._mark_wake.clear()
             await self._mark_published()
 

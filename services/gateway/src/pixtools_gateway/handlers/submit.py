@@ -1,12 +1,13 @@
 """Job submission: one transaction writes the job, its steps and the outbox rows that start it."""
 
+import functools
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import BindParameter, FromClause, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,8 +26,8 @@ from pixtools_contracts import (
     plan,
     service_for,
 )
-from pixtools_db import Job, Step
-from pixtools_db.outbox import add_events, insert_events
+from pixtools_db import Job, Outbox, Step
+from pixtools_db.outbox import OUTBOX_COLUMNS, add_events, stage_event_rows
 from pixtools_gateway.errors import IdempotencyConflict
 from pixtools_platform.blobstore import BlobStore
 
@@ -101,9 +102,11 @@ async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStor
         async with sessions() as session:
             # One statement writes the job, its steps and its outbox rows, and a single statement is atomic: it
             # needs no BEGIN and COMMIT round trips around it. The commit still hands the events to the relay.
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            job, statement, events = _job_statement(session, job_id, submission, original, fingerprint=fingerprint)
-            await session.execute(statement)
+            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            job, events, statement, parameters = _job_statement(
+                session, job_id, submission, original, fingerprint=fingerprint
+            )
+            await connection.execute(statement, parameters)
             await session.commit()
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its job.
@@ -169,14 +172,48 @@ def _job_statement(
     original: ObjectRef | None,
     *,
     fingerprint: str | None,
-) -> tuple[Job, Insert, list[Event]]:
-    """One INSERT of the job, its steps and its outbox rows (two of them as CTEs); the events go to the relay on
+) -> tuple[Job, list[Event], TextClause, dict[str, Any]]:
+    """The one INSERT of the job, its steps and its outbox rows, and its parameters; the events go to the relay on
     the session's commit. The returned job is not in the session: it carries the values written."""
     job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=None)
-    job_insert = insert(Job.__table__).values(job_row).cte("job_insert")
-    steps_insert = insert(Step.__table__).values(step_rows).cte("steps_insert")
-    statement = insert_events(session, events).add_cte(job_insert, steps_insert)
-    return Job(**job_row), statement, events
+    event_rows = stage_event_rows(session, events)
+    parameters = {f"job_{column}": value for column, value in job_row.items()}
+    for prefix, rows in (("step", step_rows), ("event", event_rows)):
+        for number, row in enumerate(rows):
+            parameters.update((f"{prefix}{number}_{column}", value) for column, value in row.items())
+    statement = _job_insert(tuple(job_row), tuple(step_rows[0]), len(step_rows), len(event_rows))
+    return Job(**job_row), events, statement, parameters
+
+
+@functools.lru_cache(maxsize=64)
+def _job_insert(
+    job_columns: tuple[str, ...], step_columns: tuple[str, ...], step_count: int, event_count: int
+) -> TextClause:
+    """INSERT INTO outbox, with the job's and its steps' INSERTs as CTEs, for a job of this shape.
+
+    Text with typed parameters, built once per shape: SQLAlchemy cannot cache the compiled form of a Core INSERT
+    with INSERT CTEs and would compile it again for every job, while a text statement is compiled once and
+    asyncpg prepares it once per connection.
+    """
+    rows = [
+        _values(Job.__table__, job_columns, ["job_"]),
+        _values(Step.__table__, step_columns, [f"step{number}_" for number in range(step_count)]),
+        _values(Outbox.__table__, OUTBOX_COLUMNS, [f"event{number}_" for number in range(event_count)]),
+    ]
+    (jobs, job_parameters), (steps, step_parameters), (outbox, event_parameters) = rows
+    statement = text(
+        f"WITH job_insert AS (INSERT INTO {Job.__tablename__} {jobs}), "
+        f"steps_insert AS (INSERT INTO {Step.__tablename__} {steps}) "
+        f"INSERT INTO {Outbox.__tablename__} {outbox}"
+    )
+    return statement.bindparams(*job_parameters, *step_parameters, *event_parameters)
+
+
+def _values(table: FromClause, columns: tuple[str, ...], prefixes: list[str]) -> tuple[str, list[BindParameter[Any]]]:
+    """`(columns) VALUES (...), (...)` of one row per prefix, and its parameters, typed as the table's columns."""
+    rows = ", ".join("(" + ", ".join(f":{prefix}{column}" for column in columns) + ")" for prefix in prefixes)
+    parameters = [bindparam(prefix + column, type_=table.c[column].type) for prefix in prefixes for column in columns]
+    return f"({', '.join(columns)}) VALUES {rows}", parameters
 
 
 def _job_rows(
