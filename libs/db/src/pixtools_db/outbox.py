@@ -116,11 +116,13 @@ class JsonPublisher(Protocol):
 
 
 # `= ANY(array)` rather than an expanding IN: one statement text, compiled and prepared once, whatever the count.
+# On the table, not the entity: the ORM's bulk UPDATE would first look for the rows among the session's objects.
+_OUTBOX = Outbox.__table__
 _MARK_PUBLISHED = (
-    update(Outbox)
+    update(_OUTBOX)
     .where(
-        Outbox.event_id == any_(bindparam("event_ids", type_=ARRAY(Outbox.__table__.c.event_id.type))),
-        Outbox.published_at.is_(None),
+        _OUTBOX.c.event_id == any_(bindparam("event_ids", type_=ARRAY(_OUTBOX.c.event_id.type))),
+        _OUTBOX.c.published_at.is_(None),
     )
     .values(published_at=func.now())
 )
@@ -189,8 +191,8 @@ class OutboxRelay:
         try:
             async with self._sessions() as session:
                 # One UPDATE is atomic on its own: no BEGIN and COMMIT round trips around it.
-                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                await session.execute(_MARK_PUBLISHED, {"event_ids": ids})
+                connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                await connection.execute(_MARK_PUBLISHED, {"event_ids": ids})
         except Exception:
             log.exception("could not mark published events; the relay may publish them again")
         finally:
