@@ -42,6 +42,11 @@ class Upload:
     height: int
     name: str | None = None
 
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The hex SHA-256 of the bytes, worked out once: the request's fingerprint and the stored original use it."""
+        return hashlib.sha256(self.data).hexdigest()
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -69,7 +74,7 @@ class BatchPlace:
 def request_fingerprint(submission: Submission) -> str:
     """A hash of what makes two requests 'the same' for idempotency: source, pipeline and webhook."""
     canonical = {
-        "file": hashlib.sha256(submission.upload.data).hexdigest() if submission.upload else None,
+        "file": submission.upload.sha256 if submission.upload else None,
         "source_url": submission.source_url,
         "pipeline": submission.pipeline.model_dump(mode="json"),
         "webhook_url": submission.webhook_url,
@@ -132,7 +137,7 @@ async def store_original(
         key=key,
         content_type=upload.content_type,
         bytes=len(upload.data),
-        sha256=hashlib.sha256(upload.data).hexdigest(),
+        sha256=upload.sha256,
         width=upload.width,
         height=upload.height,
     )
