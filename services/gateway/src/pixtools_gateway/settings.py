@@ -25,7 +25,12 @@ class GatewaySettings(CommonSettings):
     dev_api_key: str = Field(default=DEFAULT_DEV_KEY, description="Key of the local development tenant.")
     seed_dev_tenant: bool = Field(default=False, description="Create the development tenant at start-up.")
     relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
-    relay_poll_s: float = 0.5
+    relay_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the outbox sweep looks for rows a crashed writer left unpublished; it takes only rows "
+        "older than its 10 s grace period, so polling more often only costs queries.",
+    )
     presign_expiry_s: int = Field(
         default=3600, ge=60, description="Lifetime of output links: S3 presigned URLs or the gateway's signed links."
     )

@@ -1,5 +1,6 @@
 """The jobs API over real Postgres, RabbitMQ and storage."""
 
+import asyncio
 import json
 import struct
 import zlib
@@ -7,7 +8,7 @@ import zlib
 import pytest
 from sqlalchemy import func, select
 
-from pixtools_db import Job, Outbox, create_engine, session_factory
+from pixtools_db import Job, Outbox, Step, create_engine, session_factory
 
 from ..conftest import EXAMPLE_PIPELINE, jpeg
 
@@ -97,6 +98,31 @@ async def test_same_idempotency_key_and_request_returns_the_same_job(api, tenant
     assert first.status_code == again.status_code == 202
     assert first.json()["job_id"] == again.json()["job_id"]
     assert await _rows(database_url, Job, idempotency_key="order-1") == 1
+
+
+async def test_concurrent_submissions_with_one_idempotency_key_commit_one_job_and_nothing_of_the_others(
+    api, tenant_key, database_url
+):
+    # The losers' single INSERT (job, steps and outbox rows together) fails as a whole on the key's unique index.
+    answers = await asyncio.gather(
+        *(_submit(api, tenant_key, headers={"Idempotency-Key": "order-raced"}) for _ in range(5))
+    )
+    assert [answer.status_code for answer in answers] == [202] * 5
+    job_ids = {answer.json()["job_id"] for answer in answers}
+    assert len(job_ids) == 1
+    assert await _rows(database_url, Job, idempotency_key="order-raced") == 1
+    engine = create_engine(database_url, pool_size=1)
+    async with session_factory(engine)() as session:
+        tenant_id = await session.scalar(select(Job.tenant_id).where(Job.id == job_ids.pop()))
+        jobs = (await session.scalars(select(Job.id).where(Job.tenant_id == tenant_id))).all()
+        outbox = await session.scalar(
+            select(func.count()).select_from(Outbox).where(Outbox.body.contains(str(jobs[0]).encode()))
+        )
+        steps = await session.scalar(select(func.count()).select_from(Step).where(Step.job_id == jobs[0]))
+    await engine.dispose()
+    assert len(jobs) == 1
+    assert (outbox, steps) == (2, 4)
+    assert len([path for path in api.blob_dir.rglob("*") if path.is_file()]) == 1
 
 
 async def test_same_idempotency_key_with_a_different_request_is_409(api, tenant_key):

@@ -1,11 +1,13 @@
 """Job submission: one transaction writes the job, its steps and the outbox rows that start it."""
 
+import functools
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, FromClause, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,8 +26,8 @@ from pixtools_contracts import (
     plan,
     service_for,
 )
-from pixtools_db import Job, Step
-from pixtools_db.outbox import add_events
+from pixtools_db import Job, Outbox, Step
+from pixtools_db.outbox import OUTBOX_COLUMNS, add_events, stage_event_rows
 from pixtools_gateway.errors import IdempotencyConflict
 from pixtools_platform.blobstore import BlobStore
 
@@ -39,6 +41,11 @@ class Upload:
     width: int
     height: int
     name: str | None = None
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The hex SHA-256 of the bytes, worked out once: the request's fingerprint and the stored original use it."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class BatchPlace:
 def request_fingerprint(submission: Submission) -> str:
     """A hash of what makes two requests 'the same' for idempotency: source, pipeline and webhook."""
     canonical = {
-        "file": hashlib.sha256(submission.upload.data).hexdigest() if submission.upload else None,
+        "file": submission.upload.sha256 if submission.upload else None,
         "source_url": submission.source_url,
         "pipeline": submission.pipeline.model_dump(mode="json"),
         "webhook_url": submission.webhook_url,
@@ -97,8 +104,15 @@ async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStor
     job_id = uuid.uuid4()
     original = await store_original(blobs, submission.tenant_id, job_id, submission.upload)
     try:
-        async with sessions.begin() as session:
-            job, events = stage_job(session, job_id, submission, original, fingerprint=fingerprint)
+        async with sessions() as session:
+            # One statement writes the job, its steps and its outbox rows, and a single statement is atomic: it
+            # needs no BEGIN and COMMIT round trips around it. The commit still hands the events to the relay.
+            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            job, events, statement, parameters = _job_statement(
+                session, job_id, submission, original, fingerprint=fingerprint
+            )
+            await connection.execute(statement, parameters)
+            await session.commit()
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its job.
         if original is not None:
@@ -123,7 +137,7 @@ async def store_original(
         key=key,
         content_type=upload.content_type,
         bytes=len(upload.data),
-        sha256=hashlib.sha256(upload.data).hexdigest(),
+        sha256=upload.sha256,
         width=upload.width,
         height=upload.height,
     )
@@ -148,46 +162,113 @@ def stage_job(
     batch: BatchPlace | None = None,
 ) -> tuple[Job, list[Event]]:
     """Add the job, its steps and the outbox rows that start it to the session; return the job and those events."""
+    job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=batch)
+    job = Job(**job_row)
+    session.add(job)
+    session.add_all(Step(**row) for row in step_rows)
+    add_events(session, events)
+    return job, events
+
+
+def _job_statement(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    submission: Submission,
+    original: ObjectRef | None,
+    *,
+    fingerprint: str | None,
+) -> tuple[Job, list[Event], TextClause, dict[str, Any]]:
+    """The one INSERT of the job, its steps and its outbox rows, and its parameters; the events go to the relay on
+    the session's commit. The returned job is not in the session: it carries the values written."""
+    job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=None)
+    event_rows = stage_event_rows(session, events)
+    parameters = {f"job_{column}": value for column, value in job_row.items()}
+    for prefix, rows in (("step", step_rows), ("event", event_rows)):
+        for number, row in enumerate(rows):
+            parameters.update((f"{prefix}{number}_{column}", value) for column, value in row.items())
+    statement = _job_insert(tuple(job_row), tuple(step_rows[0]), len(step_rows), len(event_rows))
+    return Job(**job_row), events, statement, parameters
+
+
+@functools.lru_cache(maxsize=64)
+def _job_insert(
+    job_columns: tuple[str, ...], step_columns: tuple[str, ...], step_count: int, event_count: int
+) -> TextClause:
+    """INSERT INTO outbox, with the job's and its steps' INSERTs as CTEs, for a job of this shape.
+
+    Text with typed parameters, built once per shape: SQLAlchemy cannot cache the compiled form of a Core INSERT
+    with INSERT CTEs and would compile it again for every job, while a text statement is compiled once and
+    asyncpg prepares it once per connection.
+    """
+    rows = [
+        _values(Job.__table__, job_columns, ["job_"]),
+        _values(Step.__table__, step_columns, [f"step{number}_" for number in range(step_count)]),
+        _values(Outbox.__table__, OUTBOX_COLUMNS, [f"event{number}_" for number in range(event_count)]),
+    ]
+    (jobs, job_parameters), (steps, step_parameters), (outbox, event_parameters) = rows
+    statement = text(
+        f"WITH job_insert AS (INSERT INTO {Job.__tablename__} {jobs}), "
+        f"steps_insert AS (INSERT INTO {Step.__tablename__} {steps}) "
+        f"INSERT INTO {Outbox.__tablename__} {outbox}"
+    )
+    return statement.bindparams(*job_parameters, *step_parameters, *event_parameters)
+
+
+def _values(table: FromClause, columns: tuple[str, ...], prefixes: list[str]) -> tuple[str, list[BindParameter[Any]]]:
+    """`(columns) VALUES (...), (...)` of one row per prefix, and its parameters, typed as the table's columns."""
+    rows = ", ".join("(" + ", ".join(f":{prefix}{column}" for column in columns) + ")" for prefix in prefixes)
+    parameters = [bindparam(prefix + column, type_=table.c[column].type) for prefix in prefixes for column in columns]
+    return f"({', '.join(columns)}) VALUES {rows}", parameters
+
+
+def _job_rows(
+    job_id: uuid.UUID,
+    submission: Submission,
+    original: ObjectRef | None,
+    *,
+    fingerprint: str | None,
+    batch: BatchPlace | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
+    """The job's row, its steps' rows and the events that start it."""
     slip = plan(submission.pipeline)
     steps = flatten(slip)
     upload = submission.upload
-    job = Job(
-        id=job_id,
-        tenant_id=submission.tenant_id,
-        state=JobState.ACCEPTED,
-        pipeline=submission.pipeline.model_dump(mode="json"),
-        step_count=len(steps),
-        leaf_count=sum(step.is_leaf for step in steps),
-        input_key=original.key if original else None,
-        input_content_type=original.content_type if original else None,
-        input_bytes=original.bytes if original else None,
-        input_sha256=original.sha256 if original else None,
-        input_width=original.width if original else None,
-        input_height=original.height if original else None,
-        source_url=submission.source_url,
-        source_name=upload.name if upload else None,
-        batch_id=batch.batch_id if batch else None,
-        batch_position=batch.position if batch else None,
-        item_id=batch.item_id if batch else None,
-        webhook_url=submission.webhook_url,
-        idempotency_key=submission.idempotency_key,
-        request_hash=fingerprint,
-        correlation_id=submission.correlation_id,
-        traceparent=submission.traceparent,
-    )
-    session.add(job)
-    session.add_all(
-        Step(
-            job_id=job_id,
-            step_id=step.id,
-            position=position,
-            parent_id=step.parent_id,
-            op=step.spec.op,
-            params=step.spec.params.model_dump(mode="json"),
-            is_leaf=step.is_leaf,
-        )
+    job_row: dict[str, Any] = {
+        "id": job_id,
+        "tenant_id": submission.tenant_id,
+        "state": JobState.ACCEPTED,
+        "pipeline": submission.pipeline.model_dump(mode="json"),
+        "step_count": len(steps),
+        "leaf_count": sum(step.is_leaf for step in steps),
+        "input_key": original.key if original else None,
+        "input_content_type": original.content_type if original else None,
+        "input_bytes": original.bytes if original else None,
+        "input_sha256": original.sha256 if original else None,
+        "input_width": original.width if original else None,
+        "input_height": original.height if original else None,
+        "source_url": submission.source_url,
+        "source_name": upload.name if upload else None,
+        "batch_id": batch.batch_id if batch else None,
+        "batch_position": batch.position if batch else None,
+        "item_id": batch.item_id if batch else None,
+        "webhook_url": submission.webhook_url,
+        "idempotency_key": submission.idempotency_key,
+        "request_hash": fingerprint,
+        "correlation_id": submission.correlation_id,
+        "traceparent": submission.traceparent,
+    }
+    step_rows = [
+        {
+            "job_id": job_id,
+            "step_id": step.id,
+            "position": position,
+            "parent_id": step.parent_id,
+            "op": step.spec.op,
+            "params": step.spec.params.model_dump(mode="json"),
+            "is_leaf": step.is_leaf,
+        }
         for position, step in enumerate(steps)
-    )
+    ]
     envelope = {
         "job_id": job_id,
         "tenant_id": submission.tenant_id,
@@ -210,8 +291,8 @@ def stage_job(
             **envelope,
             input=original,
             pipeline=submission.pipeline,
-            step_count=job.step_count,
-            leaf_count=job.leaf_count,
+            step_count=job_row["step_count"],
+            leaf_count=job_row["leaf_count"],
         )
         requests = [
             StepRequested(
@@ -220,5 +301,4 @@ def stage_job(
             for step, rest in first_steps(slip)
         ]
         events = [submitted, *requests]
-    add_events(session, events)
-    return job, events
+    return job_row, step_rows, events
