@@ -8,9 +8,12 @@ and the workers add no load):
      while B keeps reading at the same rate: B's p50/p99 during the burst, and A's share of 429 answers.
 
 The ratio of B's burst p99 to its idle p99, from the same run, is the figure to watch (target: within 2x).
-`--limits off` puts the limits out of reach, to compare against the same burst unlimited.
+`--limits off` puts the limits out of reach, to compare against the same burst unlimited; `--hold-s 0` answers
+repeated refusals at once (no tarpit), to compare against the gateway's default hold. The last line printed is
+the ratio and the load average, for comparing runs on a loaded machine.
 
-    .venv/bin/python bench/gateway/bench_burst.py [--burst 2000] [--limits on|off] [--no-redis]
+    flock /tmp/bench-burst.lock .venv/bin/python bench/gateway/bench_burst.py [--burst 2000] [--limits on|off]
+        [--no-redis] [--hold-s SECONDS]
 """
 
 import argparse
@@ -148,6 +151,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=8.0)
     parser.add_argument("--limits", choices=("on", "off"), default="on", help="off: limits out of reach")
     parser.add_argument("--no-redis", action="store_true", help="count limits in the gateway process")
+    parser.add_argument(
+        "--hold-s", type=float, default=None, help="PIXTOOLS_REFUSAL_HOLD_S for the gateway (default: its own)"
+    )
     args = parser.parse_args()
     env = {
         "PIXTOOLS_NAMESPACE": NAMESPACE,
@@ -160,10 +166,19 @@ def main() -> None:
         env["PIXTOOLS_REDIS_URL"] = "redis://localhost:6379/0"
     if args.limits == "off":
         env |= {"PIXTOOLS_SUBMISSIONS_PER_S": "1000000", "PIXTOOLS_UNFINISHED_JOBS_QUOTA": "1000000"}
+    if args.hold_s is not None:
+        env["PIXTOOLS_REFUSAL_HOLD_S"] = str(args.hold_s)
     with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
         admin_env = {**os.environ, "PIXTOOLS_DATABASE_URL": DATABASE_URL}
+        load_before = os.getloadavg()[0]
         figures = asyncio.run(run(args, stack.gateway_url, admin_env))
+        figures |= {"load_1m_before": load_before, "load_1m_after": os.getloadavg()[0]}
     print(json.dumps({key: round(value, 3) for key, value in figures.items()}, indent=2))
+    print(
+        f"B p99 during A's burst / B idle p99 = {figures['b_p99_ratio']:.2f}x (target: 2x or less); "
+        f"B p99 {figures['b_idle_p99_ms']:.1f} -> {figures['b_burst_p99_ms']:.1f} ms; "
+        f"A 429 share {figures['burst_429_share']:.0%}; load {load_before:.1f} -> {figures['load_1m_after']:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Each test starts its gateways with small limits, so a handful of requests crosse
 every test, so their counters in the shared Redis start empty.
 """
 
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -112,8 +113,16 @@ def test_a_tenant_over_its_read_rate_gets_429_with_headers_while_another_is_serv
 
 
 def test_the_limit_holds_across_two_gateways_sharing_redis(gateways, database_url, redis_url):
-    first = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_READS_PER_S="5")
-    second = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_READS_PER_S="5")
+    # The 16 reads must all fall in one window for the count to be exact: a 10 s window (1/s, bursts of 10) leaves
+    # room for a loaded machine, and no hold of repeated refusals.
+    no_hold = {
+        "PIXTOOLS_REDIS_URL": redis_url,
+        "PIXTOOLS_READS_PER_S": "1",
+        "PIXTOOLS_RATE_WINDOW_S": "10",
+        "PIXTOOLS_REFUSAL_HOLD_S": "0",
+    }
+    first = gateways.start(**no_hold)
+    second = gateways.start(**no_hold)
     _, tenant = new_tenant(database_url)
 
     answers = [answer for _ in range(4) for base in (first, second) for answer in reads(base, tenant, 2)]
@@ -165,6 +174,8 @@ def test_the_twenty_first_stream_is_refused_and_a_closed_stream_frees_its_slot(g
             assert refused.json()["type"].endswith("/rate-limited")
             assert "20 progress streams" in refused.json()["detail"]
             assert int(refused.headers["Retry-After"]) >= 1
+            assert refused.headers["RateLimit-Policy"] == '"streams";q=20'
+            assert refused.headers["RateLimit"] == f'"streams";r=0;t={refused.headers["Retry-After"]}'
 
             opened[0].close()
             deadline = time.monotonic() + 5
@@ -202,6 +213,72 @@ def test_the_unfinished_jobs_quota_set_with_pixtools_admin_refuses_the_next_job(
     assert int(refused.headers["Retry-After"]) >= 1
     assert two_more.status_code == 429
     assert two_more.json()["type"].endswith("/quota-exceeded")
+
+
+def test_a_replayed_submission_at_the_unfinished_quota_gets_its_first_answer(gateways, database_url, redis_url):
+    name, tenant = new_tenant(database_url)
+    assert admin(database_url, "set-limits", name, "--unfinished-jobs", "2").returncode == 0
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url)
+    batch_body = {"items": [{"url": "https://limits.example/replayed.jpg"}], "pipeline": [{"op": "metadata"}]}
+
+    with httpx.Client(base_url=base, headers=tenant, timeout=10) as client:
+        job = client.post("/v1/jobs", json=URL_JOB, headers={"Idempotency-Key": "job-once"})
+        batch = client.post("/v1/batches", json=batch_body, headers={"Idempotency-Key": "batch-once"})
+        new_job = client.post("/v1/jobs", json=URL_JOB)
+        job_again = client.post("/v1/jobs", json=URL_JOB, headers={"Idempotency-Key": "job-once"})
+        batch_again = client.post("/v1/batches", json=batch_body, headers={"Idempotency-Key": "batch-once"})
+        new_key = client.post("/v1/jobs", json=URL_JOB, headers={"Idempotency-Key": "job-twice"})
+
+    assert (job.status_code, batch.status_code) == (202, 202), (job.text, batch.text)
+    assert new_job.status_code == 429
+    assert new_job.json()["type"].endswith("/quota-exceeded")
+    # At the quota, a replay adds no job: it answers as the first time did.
+    assert job_again.status_code == 202, job_again.text
+    assert job_again.json()["job_id"] == job.json()["job_id"]
+    assert batch_again.status_code == 202, batch_again.text
+    assert batch_again.json()["batch_id"] == batch.json()["batch_id"]
+    assert new_key.status_code == 429
+    assert new_key.json()["type"].endswith("/quota-exceeded")
+
+
+def test_a_repeated_refusal_is_held_before_its_answer_and_the_holds_are_capped(gateways, database_url, redis_url):
+    base = gateways.start(
+        PIXTOOLS_REDIS_URL=redis_url,
+        # 1/s over a 10 s window: the refusal holds for seconds, room enough for a loaded machine.
+        PIXTOOLS_READS_PER_S="1",
+        PIXTOOLS_RATE_WINDOW_S="10",
+        PIXTOOLS_REFUSAL_HOLD_S="30",
+        PIXTOOLS_REFUSALS_HELD_MAX="1",
+    )
+    _, tenant = new_tenant(database_url)
+    answers = reads(base, tenant, 11)
+    assert [answer.status_code for answer in answers] == [200] * 10 + [429]
+
+    def held_now() -> float:
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        return float(re.findall(r"^pixtools_http_refusals_held (\S+)$", metrics, re.MULTILINE)[0])
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(reads, base, tenant, 1)
+        deadline = time.monotonic() + 5
+        while held_now() != 1:
+            assert time.monotonic() < deadline, "the repeated refusal was not held"
+            time.sleep(0.02)
+        # The one place is taken: the next refusal is answered at once, while the first is still held.
+        at_once = reads(base, tenant, 1)[0]
+        still_held = not held.done()
+        held_answer = held.result()[0]
+
+    assert at_once.status_code == 429
+    assert still_held
+    for answer in (held_answer, at_once):
+        assert answer.status_code == 429
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"] == "https://pixtools.dev/problems/rate-limited"
+        assert int(answer.headers["Retry-After"]) >= 1
+        assert answer.headers["RateLimit-Policy"] == '"reads";q=10;w=10'
+        assert re.fullmatch(r'"reads";r=0;t=\d+', answer.headers["RateLimit"])
+    assert held_now() == 0
 
 
 def test_a_reads_override_applies_to_a_running_gateway_within_its_cache(gateways, database_url, redis_url):
@@ -281,8 +358,13 @@ def _trickle_until_answered(connection: socket.socket, chunks: Iterator[bytes], 
     return received, time.monotonic() - started
 
 
-def test_a_client_trickling_its_body_gets_408_and_a_trickled_head_is_cut_off(gateways, database_url):
-    base = gateways.start(PIXTOOLS_REQUEST_BODY_TIMEOUT_S="1", PIXTOOLS_REQUEST_HEAD_TIMEOUT_S="1")
+@pytest.mark.parametrize("implementation", ["httptools", "h11"])
+def test_a_client_trickling_its_body_gets_408_and_a_trickled_head_is_cut_off(gateways, database_url, implementation):
+    base = gateways.start(
+        PIXTOOLS_REQUEST_BODY_TIMEOUT_S="1",
+        PIXTOOLS_REQUEST_HEAD_TIMEOUT_S="1",
+        PIXTOOLS_HTTP_IMPLEMENTATION=implementation,
+    )
     _, tenant = new_tenant(database_url)
 
     body_connection = _raw_connection(base)
@@ -304,3 +386,4 @@ def test_a_client_trickling_its_body_gets_408_and_a_trickled_head_is_cut_off(gat
     assert body_seconds < 3
     assert head_answer == b""
     assert head_seconds < 3
+    assert f'"http_implementation": "{implementation}"' in gateways.stacks[0].log("gateway")

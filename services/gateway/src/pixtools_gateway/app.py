@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
@@ -132,19 +133,27 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 
 def _share_and_refuse_before_everything(app: FastAPI, settings: GatewaySettings) -> None:
-    """Put `FairShare`, then `EarlyRefusals`, outside every other layer, tracing and error handling included.
+    """Put `EarlyRefusals`, then `FairShare`, outside every other layer, tracing and error handling included.
 
-    A flood from one credential is parked a few requests past its share, and a refusal that still holds is repeated
-    for a dictionary lookup, with no span, timing or routing: one tenant's flood then costs the event loop, and the
-    other tenants waiting on it, as little as it can. Starlette builds its layers on first use, and the tracing
+    A refusal that still holds is repeated for a dictionary lookup, with no span, timing or routing, after a hold
+    that makes a client ignoring `Retry-After` wait instead of the gateway's event loop; it is outside the fair
+    share, so a held refusal does not take one of its key's places. A flood from one credential is parked a few
+    requests past its share: one tenant's flood then costs the event loop, and the other tenants waiting on it,
+    as little as it can. Starlette builds its layers on first use, and the tracing
     instrumentation wraps that build; this wraps both.
     """
     app.state.refusals = RefusalMemory()
     build = app.build_middleware_stack
 
     def build_with_limits_outside() -> ASGIApp:
-        refusing = EarlyRefusals(build(), memory=app.state.refusals)
-        return FairShare(refusing, per_credential=settings.requests_in_progress_per_key)
+        sharing = FairShare(build(), per_credential=settings.requests_in_progress_per_key)
+        app.state.early_refusals = EarlyRefusals(
+            sharing,
+            memory=app.state.refusals,
+            hold_s=settings.refusal_hold_s,
+            max_held=settings.refusals_held_max,
+        )
+        return app.state.early_refusals
 
     app.build_middleware_stack = build_with_limits_outside  # type: ignore[method-assign]
 
@@ -154,6 +163,7 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     configure_tracing("gateway", settings.otel_endpoint)
+    logging.getLogger(__name__).info("serving HTTP", extra={"http_implementation": settings.http_implementation})
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -162,7 +172,7 @@ def main() -> None:
         access_log=False,
         timeout_keep_alive=int(settings.keep_alive_s),
         # uvicorn has no timeout on reading a request's head: this protocol adds one (see slow_clients).
-        http=head_timeout_protocol(settings.request_head_timeout_s),
+        http=head_timeout_protocol(settings.request_head_timeout_s, settings.http_implementation),
         # h11's own cap on an unfinished head, for deployments that run it instead of httptools.
         h11_max_incomplete_event_size=settings.max_header_bytes + settings.max_target_bytes,
     )

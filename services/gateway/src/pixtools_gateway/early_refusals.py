@@ -5,19 +5,29 @@ Once a request is refused for a route class, the same credentials get the same a
 A burst of thousands of refused requests then costs the event loop a dictionary lookup each, and other
 tenants' requests do not queue behind the full work of refusing them. The memory is per process and only
 repeats what the shared limiter answered; a request after the deadline asks the limiter again.
+
+A client that ignores `Retry-After` and sends again at once would still set its own pace by how fast the gateway
+answers it: thousands of cheap refusals a second are thousands of heads parsed and answers written on the one
+event loop. So a repeated refusal is held (a tarpit) until its `Retry-After` passes, at most `hold_s`, before it
+is answered: the client pays in its own time rather than in the gateway's CPU, and since it sends nothing on that
+connection while it waits for the answer, the connection is not read either. A held request costs a sleeping
+task; at most `max_held` are held at once per process, and past that a refusal is answered at once as before.
 """
 
+import asyncio
 import hashlib
 import math
 import time
 from dataclasses import dataclass
 
+from prometheus_client import Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pixtools_gateway.errors import RateLimited, problem_response
 from pixtools_gateway.limiting import REFUSED
 
 _MAX_REMEMBERED = 10_000
+HELD = Gauge("pixtools_http_refusals_held", "Repeated 429 refusals held before their answer (the tarpit).")
 _TENANT_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/webhooks")
 
 
@@ -87,11 +97,32 @@ class RefusalMemory:
 
 
 class EarlyRefusals:
-    """Pure ASGI middleware answering 429 at once to credentials refused a moment ago for the same class."""
+    """Pure ASGI middleware answering 429 to credentials refused a moment ago for the same class, after a hold."""
 
-    def __init__(self, app: ASGIApp, *, memory: RefusalMemory) -> None:
+    def __init__(self, app: ASGIApp, *, memory: RefusalMemory, hold_s: float = 0.0, max_held: int = 0) -> None:
         self.app = app
         self._memory = memory
+        self._hold_s = hold_s
+        self._max_held = max_held
+        self._held = 0
+
+    @property
+    def held(self) -> int:
+        """Refusals being held right now (for tests and metrics)."""
+        return self._held
+
+    async def _hold(self, refusal: Refusal) -> None:
+        """Wait until the refusal's deadline, at most `hold_s`, unless `max_held` refusals are already waiting."""
+        delay = min(self._hold_s, refusal.until - time.monotonic())
+        if delay <= 0 or self._held >= self._max_held:
+            return
+        self._held += 1
+        HELD.inc()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._held -= 1
+            HELD.dec()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         recalled = self._memory.recall(scope) if scope["type"] == "http" else None
@@ -100,6 +131,7 @@ class EarlyRefusals:
             return
         route_class, refusal = recalled
         REFUSED.labels(route_class).inc()
+        await self._hold(refusal)
         retry_after_s = max(1, math.ceil(refusal.until - time.monotonic()))
         headers = {
             "Retry-After": str(retry_after_s),

@@ -122,7 +122,11 @@ class Limiting:
             retry_s = max(1, round(self._settings.stream_slot_ttl_s / 3))
             raise RateLimited(
                 f"{limit} progress streams are already open; close one first",
-                headers={"Retry-After": str(retry_s), "RateLimit-Policy": f'"streams";q={limit}'},
+                headers={
+                    "Retry-After": str(retry_s),
+                    "RateLimit-Policy": f'"streams";q={limit}',
+                    "RateLimit": f'"streams";r=0;t={retry_s}',
+                },
             )
         return slot
 

@@ -69,7 +69,10 @@ _WHY = {
     415: "The request's media type, or the uploaded file's, is not one the API takes.",
     422: "A parameter or the body did not validate; `errors` lists each problem.",
     429: "The tenant's rate limit for this route class (`rate-limited`) or its unfinished-jobs quota "
-    "(`quota-exceeded`, submissions only) is spent; repeat it after `Retry-After`.",
+    "(`quota-exceeded`, submissions only) is spent; repeat it after `Retry-After`. A request repeated before "
+    "`Retry-After` passes is held until then (at most `PIXTOOLS_REFUSAL_HOLD_S`, 1 s) before its 429: waiting "
+    "costs the client time instead of the gateway's CPU. An idempotent replay (same `Idempotency-Key`) is answered "
+    "as the first time even at the quota.",
     503: "A service the request needs (the database, the broker) is unreachable; repeat it after `Retry-After`.",
 }
 

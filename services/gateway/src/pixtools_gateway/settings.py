@@ -1,6 +1,7 @@
 """Gateway settings."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -68,6 +69,12 @@ class GatewaySettings(CommonSettings):
     refresh_token_ttl_s: int = Field(
         default=30 * 24 * 3600, ge=60, description="Lifetime of a refresh token that has not been used."
     )
+    refresh_family_lifetime_s: int = Field(
+        default=30 * 24 * 3600,
+        ge=1,
+        description="Absolute lifetime of a session's refresh tokens from its first: a refresh past it answers 401 "
+        "and ends the session, however often it was refreshed.",
+    )
     max_header_count: int = Field(default=100, ge=1, description="Most request headers; more answers 431.")
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Largest total of request header names and values; more answers 431."
@@ -98,6 +105,19 @@ class GatewaySettings(CommonSettings):
         default=4,
         ge=1,
         description="Requests of one key or token in progress at once; more wait their turn (streams excepted).",
+    )
+    refusal_hold_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A key refused with 429 that sends again before Retry-After has its refusal held this long at "
+        "most (until Retry-After passes) before the answer; 0 answers at once.",
+    )
+    refusals_held_max: int = Field(
+        default=1000, ge=0, description="Most refusals held at once per gateway process; past it they answer at once."
+    )
+    http_implementation: Literal["httptools", "h11"] = Field(
+        default="httptools",
+        description="uvicorn's HTTP parser; both time out a slow head (request_head_timeout_s).",
     )
     request_head_timeout_s: float = Field(
         default=10.0, gt=0, description="Time to send a request's line and headers; the connection closes after."

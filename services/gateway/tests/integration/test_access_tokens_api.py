@@ -163,6 +163,27 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_whole_family(token_se
         assert (await _refresh(client, other["refresh_token"])).status_code == 200
 
 
+async def test_a_refresh_past_the_sessions_absolute_lifetime_is_refused_and_ends_the_session(
+    token_settings, tenant_key
+):
+    async with gateway(token_settings.model_copy(update={"refresh_family_lifetime_s": 2})) as client:
+        first = await _tokens(client, tenant_key)
+        second = await _refresh(client, first["refresh_token"])
+        assert second.status_code == 200, second.text
+        await asyncio.sleep(2.1)
+        late = await _refresh(client, second.json()["refresh_token"])
+        assert late.status_code == 401
+        assert late.headers["content-type"] == "application/problem+json"
+        assert "older than its limit of 2 s" in late.json()["detail"]
+        assert late.headers["www-authenticate"].startswith("Bearer")
+        # Its family is revoked: the token sent is used up and nothing of the session is left.
+        again = await _refresh(client, second.json()["refresh_token"])
+        assert again.status_code == 401
+        # A new session of the same key starts its own lifetime.
+        fresh = await _tokens(client, tenant_key)
+        assert (await _refresh(client, fresh["refresh_token"])).status_code == 200
+
+
 async def test_revoking_the_key_ends_its_access_tokens_and_refresh_tokens(token_settings, tenant_key):
     async with gateway(token_settings.model_copy(update={"auth_cache_s": 300.0})) as client:
         extra = (

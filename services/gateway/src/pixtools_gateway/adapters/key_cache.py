@@ -4,11 +4,18 @@ A trigger on `api_keys` NOTIFYs `pixtools_api_keys` with the key's id when it is
 scopes change, or it is deleted; each gateway process LISTENs on its own connection and drops the key at
 once, so a revocation reaches every replica within the notification's delay. While that connection is down
 nothing is cached (every request reads the key), and a cached key never outlives its `expires_at`.
+
+A connection can also die silently (a network partition, a frozen server): no error, and no notifications
+either. So the connection is pinged every `_PING_S`, and the cache is trusted only while the last answered
+ping was sent less than `_TRUST_S` ago: a notification committed before a ping is delivered before its
+answer, so a revocation is missed for at most `_TRUST_S`, dead connection or not. Past that every request
+reads its key from the database until a ping is answered again.
 """
 
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,7 +28,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "pixtools_api_keys"
 _RECONNECT_S = 1.0
-_PING_S = 5.0
+_PING_S = 0.25
+_TRUST_S = 0.9
+APPLICATION_NAME = "pixtools-key-cache"
 
 
 @dataclass(frozen=True)
@@ -52,11 +61,17 @@ class KeyCache:
         self._watchdog: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self._generation = 0
+        self._confirmed_at = -math.inf
 
     @property
     def listening(self) -> bool:
-        """Whether notifications arrive, so that caching is safe."""
+        """Whether the LISTEN connection is open (it may still have died silently: see `trusted`)."""
         return self._connection is not None and not self._connection.is_closed()
+
+    @property
+    def trusted(self) -> bool:
+        """Whether every notification sent over `_TRUST_S` ago has arrived, so that cached keys may be served."""
+        return self.listening and time.monotonic() - self._confirmed_at < _TRUST_S
 
     @property
     def generation(self) -> int:
@@ -77,7 +92,10 @@ class KeyCache:
         if self._connection is not None:
             # A connection closed on purpose is not a lost one: no warning at every shutdown.
             self._connection.remove_termination_listener(self._on_lost)
-            await self._connection.close()
+            try:
+                await self._connection.close(timeout=_TRUST_S)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._connection.terminate()  # a connection that stopped answering does not hold up shutdown
 
     def by_hash(self, key_hash: str) -> Caller | None:
         """The cached caller of a key, by the key's hash."""
@@ -114,9 +132,8 @@ class KeyCache:
         self._by_id.clear()
         self._hashes.clear()
 
-    @staticmethod
-    def _fresh(entry: tuple[float, Caller] | None) -> Caller | None:
-        if entry is None or entry[0] <= time.monotonic():
+    def _fresh(self, entry: tuple[float, Caller] | None) -> Caller | None:
+        if entry is None or entry[0] <= time.monotonic() or not self.trusted:
             return None
         return entry[1]
 
@@ -135,7 +152,10 @@ class KeyCache:
 
     async def _connect(self) -> None:
         try:
-            connection = await asyncpg.connect(self._dsn, timeout=5)
+            sent_at = time.monotonic()
+            connection = await asyncpg.connect(
+                self._dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+            )
             await connection.add_listener(CHANNEL, self._on_notify)
             connection.add_termination_listener(self._on_lost)
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
@@ -144,6 +164,7 @@ class KeyCache:
         # Whatever changed while nobody listened is unknown: start from nothing.
         self.clear()
         self._connection = connection
+        self._confirmed_at = sent_at
 
     async def _watch(self) -> None:
         """Reconnect a lost connection, and ping a live one so that a silently dead one is noticed."""
@@ -161,8 +182,11 @@ class KeyCache:
             connection = self._connection
             if connection is None or connection.is_closed():
                 continue
+            sent_at = time.monotonic()
             try:
-                await connection.fetchval("SELECT 1", timeout=_PING_S)
+                await connection.execute("SELECT 1", timeout=_TRUST_S)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 self.clear()
                 connection.terminate()
+                continue
+            self._confirmed_at = sent_at

@@ -47,7 +47,9 @@ async def issue_token(who: AnyCaller, shared: Shared, response: Response) -> Tok
 async def refresh_token(body: RefreshRequest, shared: Shared, response: Response) -> TokenResponse:
     """A new access token and refresh token; the one sent is used up.
 
-    Each refresh token works once. Sending one that was already used revokes every token of its session.
+    Each refresh token works once. Sending one that was already used revokes every token of its session. A
+    session (the chain of refresh tokens from one exchange of an API key) ends `PIXTOOLS_REFRESH_FAMILY_LIFETIME_S`
+    (30 days) after it started: a refresh past that answers 401, and the client exchanges its API key again.
     """
     async with shared.sessions.begin() as session:
         outcome = await refresh_session(
@@ -55,6 +57,7 @@ async def refresh_token(body: RefreshRequest, shared: Shared, response: Response
             refresh_token=body.refresh_token,
             tokens=shared.access_tokens,
             refresh_lifetime=timedelta(seconds=shared.settings.refresh_token_ttl_s),
+            family_lifetime=timedelta(seconds=shared.settings.refresh_family_lifetime_s),
         )
     if isinstance(outcome, Refused):
         raise Unauthorized(outcome.reason, headers=challenge(error="invalid_token"))

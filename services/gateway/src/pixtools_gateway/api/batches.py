@@ -64,7 +64,6 @@ async def submit_batch(
     webhook_url = body.webhook_url
     if webhook_url:
         await check_webhook_url(webhook_url, shared.settings.webhook_allow_cidrs)
-    await limits.admit_jobs(tenant_id, len(items))
     created = await create_batch(
         shared.sessions,
         shared.blobs,
@@ -78,6 +77,7 @@ async def submit_batch(
             correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
             traceparent=current_trace_context().get("traceparent"),
         ),
+        admit=functools.partial(limits.admit_jobs, tenant_id, len(items)),
     )
     batch = created.batch
     if created.created:

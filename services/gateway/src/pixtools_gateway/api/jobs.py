@@ -106,7 +106,6 @@ async def submit(
     pipeline = parse_pipeline(body.pipeline)
     if body.webhook_url:
         await check_webhook_url(body.webhook_url, shared.settings.webhook_allow_cidrs)
-    await limits.admit_jobs(tenant_id, 1)
     submitted = await submit_job(
         shared.sessions,
         shared.blobs,
@@ -120,6 +119,7 @@ async def submit(
             correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
             traceparent=current_trace_context().get("traceparent"),
         ),
+        admit=functools.partial(limits.admit_jobs, tenant_id, 1),
     )
     job = submitted.job
     if submitted.created:

@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -113,9 +114,16 @@ def request_fingerprint(request: BatchRequest) -> str:
 
 
 async def create_batch(
-    sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, request: BatchRequest
+    sessions: async_sessionmaker[AsyncSession],
+    blobs: BlobStore,
+    request: BatchRequest,
+    *,
+    admit: Callable[[], Awaitable[None]],
 ) -> CreatedBatch:
-    """Store uploaded originals, then commit the batch and every job with its outbox rows, or nothing."""
+    """Store uploaded originals, then commit the batch and every job with its outbox rows, or nothing.
+
+    `admit` (the unfinished-jobs quota) runs only for a new batch: a replay answers with its first batch.
+    """
     check_size(len(request.items))
     fingerprint = request_fingerprint(request)
     if request.idempotency_key:
@@ -123,6 +131,7 @@ async def create_batch(
             existing = await _existing(session, request, fingerprint)
             if existing is not None:
                 return CreatedBatch(existing, False)
+    await admit()
     kept, duplicates = dedupe(request.items)
     job_ids = [uuid.uuid4() for _ in kept]
     originals = await asyncio.gather(

@@ -4,6 +4,7 @@ import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,14 +94,25 @@ class Submitted:
     events: list[Event]
 
 
-async def submit_job(sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, submission: Submission) -> Submitted:
-    """Store the original (for an upload), then commit job, steps and outbox together."""
+async def submit_job(
+    sessions: async_sessionmaker[AsyncSession],
+    blobs: BlobStore,
+    submission: Submission,
+    *,
+    admit: Callable[[], Awaitable[None]],
+) -> Submitted:
+    """Store the original (for an upload), then commit job, steps and outbox together.
+
+    `admit` (the unfinished-jobs quota) runs only for a new job: a replay answers with its first job even when
+    the tenant is at its quota, since it adds nothing.
+    """
     fingerprint = request_fingerprint(submission)
     if submission.idempotency_key:
         async with sessions() as session:
             existing = await _existing(session, submission, fingerprint)
             if existing is not None:
                 return Submitted(existing, False, [])
+    await admit()
     job_id = uuid.uuid4()
     original = await store_original(blobs, submission.tenant_id, job_id, submission.upload)
     try:

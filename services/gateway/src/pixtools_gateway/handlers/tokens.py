@@ -3,13 +3,16 @@
 Refresh tokens rotate: using one marks it used (a conditional UPDATE, so two concurrent uses cannot both
 win) and returns a new pair in the same family. A used token presented again means someone kept a copy, so
 the whole family is revoked: the thief's session and the victim's both end.
+
+A family also has an absolute lifetime from its first token: a refresh past it answers 401 and revokes the
+family, so a session kept alive by regular refreshes still ends, and the client goes back to its API key.
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixtools_db import RefreshToken
@@ -43,9 +46,17 @@ async def start_session(
 
 
 async def refresh_session(
-    session: AsyncSession, *, refresh_token: str, tokens: AccessTokens, refresh_lifetime: timedelta
+    session: AsyncSession,
+    *,
+    refresh_token: str,
+    tokens: AccessTokens,
+    refresh_lifetime: timedelta,
+    family_lifetime: timedelta,
 ) -> TokenPair | Refused:
-    """Use a refresh token once for a new pair; a reused one revokes its family. Commit either outcome."""
+    """Use a refresh token once for a new pair; a reused one, or one past its family's lifetime, revokes its family.
+
+    Commit either outcome.
+    """
     now = datetime.now(UTC)
     token_hash = hash_api_key(refresh_token)
     used = (
@@ -68,6 +79,13 @@ async def refresh_session(
             return Refused("the refresh token was already used: every token of its session is now revoked")
         return Refused("the refresh token is not valid, has expired or was revoked")
     key_id, family_id = used
+    started = await session.scalar(select(func.min(RefreshToken.created_at)).where(RefreshToken.family_id == family_id))
+    if started is not None and now - started >= family_lifetime:
+        await _revoke_family(session, family_id=family_id, now=now)
+        return Refused(
+            f"the session is older than its limit of {family_lifetime.total_seconds():g} s: "
+            "start a new one with the API key"
+        )
     caller = await find_caller_by_id(session, key_id=key_id)
     if caller is None:
         await _revoke_family(session, family_id=family_id, now=now)
