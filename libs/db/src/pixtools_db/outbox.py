@@ -5,9 +5,9 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import any_, bindparam, select, update
+from sqlalchemy import Table, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
@@ -117,7 +117,7 @@ class JsonPublisher(Protocol):
 
 # `= ANY(array)` rather than an expanding IN: one statement text, compiled and prepared once, whatever the count.
 # On the table, not the entity: the ORM's bulk UPDATE would first look for the rows among the session's objects.
-_OUTBOX = Outbox.__table__
+_OUTBOX = cast(Table, Outbox.__table__)
 _MARK_PUBLISHED = (
     update(_OUTBOX)
     .where(
