@@ -52,7 +52,7 @@ def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
     """Stage events in the caller's transaction; they are published only if it commits, at once if a relay watches."""
     events = list(events)
     defer(session, OUTBOX_TOPIC, events)
-    session.add_all(Outbox(**row) for row in _outbox_rows(events))
+    session.add_all(Outbox(**row) for row in outbox_rows(events))
 
 
 def stage_event_rows(session: AsyncSession, events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
@@ -63,14 +63,15 @@ def stage_event_rows(session: AsyncSession, events: Iterable[OutboxEvent]) -> li
     """
     events = list(events)
     defer(session, OUTBOX_TOPIC, events)
-    return _outbox_rows(events)
+    return outbox_rows(events)
 
 
 OUTBOX_COLUMNS = ("event_id", "event_type", "routing_key", "body", "headers")
 """The columns of an outbox row that a writer sets; the rest have defaults."""
 
 
-def _outbox_rows(events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
+def outbox_rows(events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
+    """The outbox rows of these events, one per event, as every writer of the table stores them."""
     return [
         {
             "event_id": event.event_id,

@@ -16,7 +16,7 @@ from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import JOB_UNFINISHED, Event, StepState
 from pixtools_db import Batch, Inbox, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.commits import defer
-from pixtools_db.outbox import OUTBOX_TOPIC
+from pixtools_db.outbox import OUTBOX_TOPIC, outbox_rows
 
 CONSUMER = "aggregator"
 JOBS_CHANNEL = "pixtools_jobs"
@@ -302,6 +302,7 @@ class SqlJobRepository:
         steps = _changed((step for steps in self._steps.values() for step in steps), _STEP_STATE_COLUMNS)
         job_ids, self._notified = list(self._notified), {}
         events, self._staged = self._staged, []
+        event_rows = outbox_rows(events)
         if not (jobs or steps or job_ids or events or outputs):
             return
         with self._session.no_autoflush:
@@ -323,11 +324,11 @@ class SqlJobRepository:
                     "step_codes": [step.error_code for step in steps],
                     "step_messages": [step.error_message for step in steps],
                     "step_results": [None if step.result is None else json.dumps(step.result) for step in steps],
-                    "event_ids": [event.event_id for event in events],
-                    "event_types": [event.type for event in events],
-                    "routing_keys": [event.routing_key() for event in events],
-                    "bodies": [event.model_dump_json().encode() for event in events],
-                    "headers": [json.dumps(_trace_headers(event)) for event in events],
+                    "event_ids": [row["event_id"] for row in event_rows],
+                    "event_types": [row["event_type"] for row in event_rows],
+                    "routing_keys": [row["routing_key"] for row in event_rows],
+                    "bodies": [row["body"] for row in event_rows],
+                    "headers": [json.dumps(row["headers"]) for row in event_rows],
                     "notify": [str(job_id) for job_id in job_ids],
                     **_output_arrays(outputs),
                 },
@@ -393,11 +394,6 @@ def _output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
         "output_heights": "height",
     }
     return {parameter: [getattr(output, name) for output in outputs] for parameter, name in arrays.items()}
-
-
-def _trace_headers(event: Event) -> dict[str, str]:
-    pairs = (("traceparent", event.traceparent), ("tracestate", event.tracestate))
-    return {key: value for key, value in pairs if value}
 
 
 def _changed(rows: Iterable[Job | Step], columns: tuple[str, ...]) -> list[Any]:
