@@ -300,9 +300,19 @@ def main() -> None:
         "when several branches are measured on one server",
     )
     args = parser.parse_args()
-    env = {
+    with running_stack(ROOT, env=stack_env(args.database), ports=PORTS, gpu_stages=False) as stack:
+        services = {service.name: service.process.pid for service in stack.services if service.process is not None}
+        runs = asyncio.run(run(args, stack.gateway_url, services))
+    for figures in runs:
+        print(json.dumps({key: round(value, 3) for key, value in figures.items()}))
+    print(summary(runs))
+
+
+def stack_env(database: str) -> dict[str, str]:
+    """The benchmark stack's settings: its own namespace, database and blob directory."""
+    return {
         "PIXTOOLS_NAMESPACE": NAMESPACE,
-        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@localhost:5432/{args.database}",
+        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@localhost:5432/{database}",
         "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
         "PIXTOOLS_LOG_LEVEL": "WARNING",
         # The per-tenant limits stay on (their cost is measured) but out of reach: 200 reads/s and bursts of
@@ -310,12 +320,6 @@ def main() -> None:
         "PIXTOOLS_SUBMISSIONS_PER_S": "100000",
         "PIXTOOLS_READS_PER_S": "100000",
     }
-    with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
-        services = {service.name: service.process.pid for service in stack.services if service.process is not None}
-        runs = asyncio.run(run(args, stack.gateway_url, services))
-    for figures in runs:
-        print(json.dumps({key: round(value, 3) for key, value in figures.items()}))
-    print(summary(runs))
 
 
 def summary(runs: list[dict[str, float]]) -> str:

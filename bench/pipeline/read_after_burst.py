@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pipeline import (
     HEADERS,
-    NAMESPACE,
     PORTS,
     ROOT,
     Completions,
     percentile,
     read_latency,
     sample_jpeg,
+    stack_env,
     throughput,
 )
 
@@ -139,15 +139,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
     args = parser.parse_args()
-    env = {
-        "PIXTOOLS_NAMESPACE": NAMESPACE,
-        "PIXTOOLS_DATABASE_URL": f"postgresql+asyncpg://postgres@localhost:5432/{args.database}",
-        "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
-        "PIXTOOLS_LOG_LEVEL": "WARNING",
-        "PIXTOOLS_SUBMISSIONS_PER_S": "100000",
-        "PIXTOOLS_READS_PER_S": "100000",
-    }
-    with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
+    with running_stack(ROOT, env=stack_env(args.database), ports=PORTS, gpu_stages=False) as stack:
         print(json.dumps(asyncio.run(run(args, stack.gateway_url)), indent=1))
 
 

@@ -24,6 +24,19 @@ def _caller() -> Caller:
     return Caller(key_id=uuid.uuid4(), tenant_id=uuid.uuid4(), scopes=frozenset({"jobs:read"}))
 
 
+async def _terminate_listener(db) -> int:
+    """End the cache's LISTEN connection from the server side, as a Postgres restart or an admin would."""
+    async with db.begin() as session:
+        killed = await session.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = :name"
+            ),
+            {"name": APPLICATION_NAME},
+        )
+    return int(killed or 0)
+
+
 async def test_a_notification_forgets_the_key_by_hash_and_by_id(database_url, db):
     cache = KeyCache(database_url, ttl_s=300)
     await cache.start()
@@ -59,15 +72,7 @@ async def test_a_lost_listen_connection_empties_the_cache_until_it_is_back(datab
     try:
         assert cache.listening
         cache.remember(_caller(), key_hash="hash-3", since=cache.generation)
-        async with db.begin() as session:
-            killed = await session.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND application_name = :name"
-                ),
-                {"name": APPLICATION_NAME},
-            )
-        assert killed == 1
+        assert await _terminate_listener(db) == 1
         await _until(lambda: not cache.listening, 2.0)
         assert cache.by_hash("hash-3") is None
         cache.remember(_caller(), key_hash="hash-4", since=cache.generation)
@@ -154,15 +159,7 @@ async def test_a_revocation_right_after_the_listen_backend_is_killed_is_not_serv
         await _until(lambda: cache.trusted, 2.0)
         cache.remember(who, key_hash="hash-7", since=cache.generation)
         assert cache.by_hash("hash-7") == who
-        async with db.begin() as session:
-            killed = await session.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND application_name = :name"
-                ),
-                {"name": APPLICATION_NAME},
-            )
-        assert killed == 1
+        assert await _terminate_listener(db) == 1
         await _revoke_within_a_second(cache, db, who, "hash-7")
     finally:
         await cache.stop()
