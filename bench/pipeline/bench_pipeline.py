@@ -26,6 +26,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,15 +216,20 @@ async def read_latency(client: aiohttp.ClientSession, job_ids: list[str], rate: 
             await response.read()
         latencies.append(time.perf_counter() - started)
 
+    await open_loop(rate, seconds, job_ids, read)
+    return latencies
+
+
+async def open_loop(rate: float, seconds: float, job_ids: list[str], call: Callable[[str], Awaitable[None]]) -> None:
+    """Start `call` at a fixed `rate` for `seconds`, cycling through the jobs, whatever the earlier calls take."""
     tasks = []
     began = time.perf_counter()
     for index in range(int(rate * seconds)):
         delay = began + index / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(read(job_ids[index % len(job_ids)])))
+        tasks.append(asyncio.create_task(call(job_ids[index % len(job_ids)])))
     await asyncio.gather(*tasks)
-    return latencies
 
 
 async def run_once(

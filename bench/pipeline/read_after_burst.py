@@ -29,6 +29,7 @@ from bench_pipeline import (
     PORTS,
     ROOT,
     Completions,
+    open_loop,
     percentile,
     read_latency,
     sample_jpeg,
@@ -78,13 +79,7 @@ async def statement_latency(pool: asyncpg.Pool, job_ids: list[str], rate: float,
             await connection.fetchrow(sql, job_id, *([tenant] if tenant else []))
         latencies.append(time.perf_counter() - started)
 
-    tasks, began = [], time.perf_counter()
-    for index in range(int(rate * seconds)):
-        delay = began + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(job_ids[index % len(job_ids)])))
-    await asyncio.gather(*tasks)
+    await open_loop(rate, seconds, job_ids, one)
     return latencies
 
 
