@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from pixtools_contracts import JobState
@@ -142,7 +141,7 @@ async def submit(
                 "Preference-Applied": f"wait={wait_s}",
             }
             return Response(view.model_dump_json(), media_type="application/json", headers=finished)
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=headers)
+    return Response(accepted.model_dump_json(), status_code=202, media_type="application/json", headers=headers)
 
 
 async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upload, JobUpload]:
