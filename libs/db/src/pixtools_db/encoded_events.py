@@ -67,5 +67,6 @@ class EncodedEvent:
 
 
 def trace_headers(event: OutboxEvent) -> dict[str, str]:
+    """The W3C trace context of an event as message headers, leaving out empty fields."""
     pairs = (("traceparent", event.traceparent), ("tracestate", event.tracestate))
     return {key: value for key, value in pairs if value}
