@@ -13,35 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
 from pixtools_db.commits import defer, on_commit
+from pixtools_db.encoded_events import EncodedEvent, OutboxEvent
 from pixtools_db.schema import Outbox
 
 log = logging.getLogger(__name__)
-
-
-class OutboxEvent(Protocol):
-    """What the outbox needs of an event (satisfied by every pixtools_contracts.Event)."""
-
-    @property
-    def type(self) -> str: ...
-
-    @property
-    def traceparent(self) -> str | None: ...
-
-    @property
-    def tracestate(self) -> str | None: ...
-
-    @property
-    def event_id(self) -> object: ...
-
-    @property
-    def correlation_id(self) -> str: ...
-
-    @property
-    def producer(self) -> str: ...
-
-    def routing_key(self) -> str: ...
-
-    def model_dump_json(self) -> str: ...
 
 
 OUTBOX_TOPIC = "outbox"
@@ -50,9 +25,9 @@ OUTBOX_TOPIC = "outbox"
 
 def add_events(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
     """Stage events in the caller's transaction; they are published only if it commits, at once if a relay watches."""
-    events = list(events)
-    defer(session, OUTBOX_TOPIC, events)
-    session.add_all(Outbox(**row) for row in outbox_rows(events))
+    encoded = [EncodedEvent.of(event) for event in events]
+    defer(session, OUTBOX_TOPIC, encoded)
+    session.add_all(Outbox(**item.row()) for item in encoded)
 
 
 def stage_event_rows(session: AsyncSession, events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
@@ -61,9 +36,9 @@ def stage_event_rows(session: AsyncSession, events: Iterable[OutboxEvent]) -> li
     Like `add_events`, the events are handed to the relay only once the session commits, and dropped if it does
     not.
     """
-    events = list(events)
-    defer(session, OUTBOX_TOPIC, events)
-    return outbox_rows(events)
+    encoded = [EncodedEvent.of(event) for event in events]
+    defer(session, OUTBOX_TOPIC, encoded)
+    return [item.row() for item in encoded]
 
 
 OUTBOX_COLUMNS = ("event_id", "event_type", "routing_key", "body", "headers")
@@ -72,16 +47,7 @@ OUTBOX_COLUMNS = ("event_id", "event_type", "routing_key", "body", "headers")
 
 def outbox_rows(events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
     """The outbox rows of these events, one per event, as every writer of the table stores them."""
-    return [
-        {
-            "event_id": event.event_id,
-            "event_type": event.type,
-            "routing_key": event.routing_key(),
-            "body": event.model_dump_json().encode(),
-            "headers": _trace_headers(event),
-        }
-        for event in events
-    ]
+    return [EncodedEvent.of(event).row() for event in events]
 
 
 def _envelope(body: bytes) -> dict[str, str]:
@@ -93,11 +59,6 @@ def _envelope(body: bytes) -> dict[str, str]:
     if not isinstance(decoded, dict):
         return {}
     return {key: value for key, value in decoded.items() if isinstance(value, str)}
-
-
-def _trace_headers(event: OutboxEvent) -> dict[str, str]:
-    pairs = (("traceparent", event.traceparent), ("tracestate", event.tracestate))
-    return {key: value for key, value in pairs if value}
 
 
 class JsonPublisher(Protocol):
@@ -127,7 +88,7 @@ _MARK_PUBLISHED = (
     )
     .values(published_at=func.now())
 )
-MARK_EVERY_S = 0.05
+MARK_EVERY_S = 0.2
 """How long the marker gathers published events before one UPDATE marks them all."""
 
 
@@ -165,16 +126,21 @@ class OutboxRelay:
         self._marker: asyncio.Task[None] | None = None
         self._stopped = False
 
-    def dispatch_soon(self, events: Sequence[OutboxEvent]) -> None:
-        """Publish events whose transaction has just committed, without waiting for the polling loop."""
+    def dispatch_soon(self, events: Sequence[OutboxEvent | EncodedEvent]) -> None:
+        """Publish events whose transaction has just committed, without waiting for the polling loop.
+
+        Events staged by `add_events` or `stage_event_rows` come already encoded, and are published with their
+        row's body bytes; an event deferred as a model is serialized here.
+        """
         # A session opened before `stop` may still commit; its rows are left to the next relay's sweep.
         if events and not self._stopped:
-            self._in_flight |= {event.event_id for event in events}
-            task = asyncio.create_task(self._dispatch(list(events)))
+            encoded = [item if isinstance(item, EncodedEvent) else EncodedEvent.of(item) for item in events]
+            self._in_flight |= {item.event_id for item in encoded}
+            task = asyncio.create_task(self._dispatch(encoded))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
 
-    async def _dispatch(self, events: list[OutboxEvent]) -> None:
+    async def _dispatch(self, events: list[EncodedEvent]) -> None:
         results = await asyncio.gather(*(self._publish_event(event) for event in events), return_exceptions=True)
         for event, result in zip(events, results, strict=True):
             if result is None:
@@ -208,13 +174,13 @@ class OutboxRelay:
             self._mark_wake.clear()
             await self._mark_published()
 
-    async def _publish_event(self, event: OutboxEvent) -> None:
+    async def _publish_event(self, event: EncodedEvent) -> None:
         await self._publisher.publish_json(
-            event.routing_key(),
-            event.model_dump_json().encode(),
+            event.routing_key,
+            event.body,
             message_id=str(event.event_id),
-            message_type=event.type,
-            headers=_trace_headers(event),
+            message_type=event.event_type,
+            headers=event.headers,
             correlation_id=event.correlation_id,
             app_id=event.producer,
         )

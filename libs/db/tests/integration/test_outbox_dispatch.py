@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import aio_pika
 import pytest
 import pytest_asyncio
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
-from sqlalchemy import select
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import JobCancelled
 from pixtools_db import Outbox, create_engine, session_factory
-from pixtools_db.outbox import OutboxRelay, add_events
+from pixtools_db.outbox import OutboxRelay, add_events, stage_event_rows
 from pixtools_platform.broker import Publisher, Topology
 
 pytestmark = pytest.mark.integration
@@ -100,6 +100,32 @@ async def test_a_committed_event_is_published_at_once_and_its_row_marked(relayed
     assert await _next_message_id(relayed.heard, timeout_s=0.5) is None, "published twice"
 
 
+async def test_an_event_staged_as_rows_is_published_with_its_rows_body(relayed: Relayed) -> None:
+    # The gateway's path: the rows go into a statement of the writer's own, and the publish reuses their bytes.
+    event = _cancelled()
+    async with relayed.sessions.begin() as session:
+        rows = stage_event_rows(session, [event])
+        await session.execute(insert(Outbox), rows)
+    message = await _next_message(relayed.heard, timeout_s=5)
+    assert message is not None
+    assert message.message_id == str(event.event_id)
+    async with relayed.sessions() as session:
+        stored = await session.scalar(select(Outbox.body).where(Outbox.event_id == event.event_id))
+    assert message.body == stored == event.model_dump_json().encode()
+    assert (message.type, message.correlation_id, message.app_id) == ("job.cancelled.v1", "c", "test")
+    assert await _marked_published(relayed.sessions, event.event_id)
+
+
+async def _next_message(queue: AbstractQueue, timeout_s: float) -> AbstractIncomingMessage | None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.02)
+    return None
+
+
 async def test_a_rolled_back_event_is_never_published(relayed: Relayed) -> None:
     with pytest.raises(RuntimeError):
         await _stage_then_fail(relayed.sessions)
@@ -144,8 +170,9 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import asyncio, os, signal, sys, uuid
     from pixtools_contracts import JobCancelled
-    from pixtools_db import create_engine, session_factory
-    from pixtools_db.outbox import OutboxRelay, add_events
+    from sqlalchemy import insert
+    from pixtools_db import Outbox, create_engine, session_factory
+    from pixtools_db.outbox import OutboxRelay, add_events, stage_event_rows
 
     class DiesOnPublish:
         async def publish_json(self, *args, **kwargs):
@@ -159,7 +186,10 @@ _KILLED_WRITER = textwrap.dedent(
             correlation_id="c", producer="test", reason="testing",
         )
         async with sessions.begin() as session:
-            add_events(session, [event])
+            if sys.argv[3] == "rows":
+                await session.execute(insert(Outbox), stage_event_rows(session, [event]))
+            else:
+                add_events(session, [event])
         await asyncio.sleep(30)
 
     asyncio.run(main())
@@ -167,11 +197,14 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-async def test_a_writer_killed_between_commit_and_publish_loses_no_event(infra, database_url, namespace) -> None:
+@pytest.mark.parametrize("staged_as", ["models", "rows"])
+async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
+    infra, database_url, namespace, staged_as: str
+) -> None:
+    # "rows" is the gateway's submission path: the relay gets the encoded event and publishes the row's bytes.
     event_id = uuid.uuid4()
-    child = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", _KILLED_WRITER, database_url, str(event_id)], timeout=60, check=False
-    )
+    command = [sys.executable, "-c", _KILLED_WRITER, database_url, str(event_id), staged_as]
+    child = await asyncio.to_thread(subprocess.run, command, timeout=60, check=False)
     assert child.returncode == -signal.SIGKILL
     engine = create_engine(database_url, pool_size=2)
     sessions = session_factory(engine)

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from pixtools_contracts import JobState
@@ -127,12 +126,8 @@ async def submit(
     with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
         message = "job accepted" if submitted.created else "job replayed for an idempotency key"
         log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
-    accepted = JobAccepted(
-        job_id=job.id,
-        state=job.state,
-        status_url=str(request.url_for("read_job", job_id=job.id)),
-        events_url=str(request.url_for("job_events", job_id=job.id)),
-    )
+    status_url = job_url(request, job.id)
+    accepted = JobAccepted(job_id=job.id, state=job.state, status_url=status_url, events_url=status_url + "/events")
     headers = {"Location": accepted.status_url, "Vary": "Prefer"}
     # `prefer` declares the header in the document; a request may send several Prefer headers, so all are read.
     wait_s = requested_wait(request.headers.getlist("prefer"), shared.settings.prefer_wait_max_s)
@@ -146,7 +141,7 @@ async def submit(
                 "Preference-Applied": f"wait={wait_s}",
             }
             return Response(view.model_dump_json(), media_type="application/json", headers=finished)
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=headers)
+    return Response(accepted.model_dump_json(), status_code=202, media_type="application/json", headers=headers)
 
 
 async def _read_upload(request: Request, settings: GatewaySettings) -> tuple[Upload, JobUpload]:
@@ -197,7 +192,7 @@ async def list_all(
         state=state,
         cursor=cursor,
         limit=limit,
-        status_url=lambda job_id: str(request.url_for("read_job", job_id=job_id)),
+        status_url=lambda job_id: job_url(request, job_id),
     )
     return JobPage(items=items, next_cursor=next_cursor)
 
@@ -291,5 +286,10 @@ def _controlled(job_id: uuid.UUID, done: Controlled, request: Request, shared: R
         job_id=job_id,
         state=done.state,
         changed=bool(done.changed),
-        status_url=str(request.url_for("read_job", job_id=job_id)),
+        status_url=job_url(request, job_id),
     )
+
+
+def job_url(request: Request, job_id: uuid.UUID) -> str:
+    """The job's URL, as `url_for("read_job")` builds it; formatting it skips url_for's search of every route."""
+    return f"{request.base_url}{router.prefix.lstrip('/')}/{job_id}"

@@ -62,6 +62,12 @@ class Submission:
     upload: Upload | None = None
     source_url: str | None = None
 
+    @functools.cached_property
+    def pipeline_json(self) -> dict[str, Any] | list[Any]:
+        """The pipeline as JSON values, dumped once: the fingerprint and the job's row both use it."""
+        dumped: dict[str, Any] | list[Any] = self.pipeline.model_dump(mode="json")
+        return dumped
+
 
 @dataclass(frozen=True)
 class BatchPlace:
@@ -77,7 +83,7 @@ def request_fingerprint(submission: Submission) -> str:
     canonical = {
         "file": submission.upload.sha256 if submission.upload else None,
         "source_url": submission.source_url,
-        "pipeline": submission.pipeline.model_dump(mode="json"),
+        "pipeline": submission.pipeline_json,
         "webhook_url": submission.webhook_url,
     }
     if submission.source_url is None:
@@ -249,7 +255,7 @@ def _job_rows(
         "id": job_id,
         "tenant_id": submission.tenant_id,
         "state": JobState.ACCEPTED,
-        "pipeline": submission.pipeline.model_dump(mode="json"),
+        "pipeline": submission.pipeline_json,
         "step_count": len(steps),
         "leaf_count": sum(step.is_leaf for step in steps),
         "input_key": original.key if original else None,
