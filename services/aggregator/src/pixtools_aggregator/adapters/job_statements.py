@@ -6,7 +6,7 @@ serves every group size.
 
 from typing import cast
 
-from sqlalchemy import String, Table, any_, bindparam, column, exists, func, select, text
+from sqlalchemy import String, Table, bindparam, column, exists, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
 from pixtools_contracts import JOB_UNFINISHED
@@ -45,14 +45,17 @@ LOCK_JOB = select(Job).where(Job.id == bindparam("job_id")).with_for_update()
 STEPS = select(Step).where(Step.job_id == bindparam("job_id")).order_by(Step.position)
 # A group's statements take arrays, so one prepared statement serves every group size.
 JOBS = cast(Table, Job.__table__)
+STEPS_TABLE = cast(Table, Step.__table__)
 CLAIMED_EVENT = column("claimed_event_id", UUID(as_uuid=True))
 CLAIMED_JOB = column("claimed_job_id", UUID(as_uuid=True))
-# One round trip claims the group's inbox rows and locks the jobs of the claimed events, in id order (so two
-# transactions that lock some of the same jobs cannot each wait for the other). It returns one row per claimed
-# event with its job, or with NULLs where the job does not exist: an event that is not returned was a duplicate.
-# The jobs come back as they are once locked (a waiter gets the row its predecessor committed); their steps are
-# read by the next statement, whose snapshot is taken after the lock, so they are as fresh as the job.
-CLAIM_AND_LOCK = (
+# One round trip claims the group's inbox rows, locks the jobs of the claimed events in id order (so two
+# transactions that lock some of the same jobs cannot each wait for the other), and reads their steps. It returns
+# a row per claimed event and step of its job, or one row with NULLs where the job does not exist: an event that
+# is not returned was a duplicate. The jobs come back as they are once locked (a waiter gets the row its
+# predecessor committed). The steps are locked too, each after its job: the statement's snapshot was taken before
+# any lock wait, and only a locked row is re-read at its latest committed version, so the steps are as fresh as
+# the job. Every writer of a job's steps holds the job's lock first, so these step locks wait for no one else.
+CLAIM_LOCK_AND_STEPS = (
     text(
         f"""WITH pairs AS (
     SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:job_ids AS uuid[])) AS pairs(event_id, job_id)
@@ -64,22 +67,25 @@ CLAIM_AND_LOCK = (
     SELECT * FROM jobs WHERE id IN (SELECT job_id FROM pairs JOIN claimed USING (event_id))
     ORDER BY id
     FOR UPDATE
+), locked_steps AS MATERIALIZED (
+    SELECT * FROM steps WHERE job_id IN (SELECT id FROM locked)
+    ORDER BY job_id, position
+    FOR UPDATE
 )
-SELECT pairs.event_id AS claimed_event_id, pairs.job_id AS claimed_job_id,
-    {", ".join(f"locked.{job_column.name}" for job_column in JOBS.c)}
-FROM claimed JOIN pairs USING (event_id) LEFT JOIN locked ON locked.id = pairs.job_id"""
+SELECT pairs.event_id, pairs.job_id,
+    {", ".join(f"locked.{job_column.name}" for job_column in JOBS.c)},
+    {", ".join(f"locked_steps.{step_column.name}" for step_column in STEPS_TABLE.c)}
+FROM claimed JOIN pairs USING (event_id) LEFT JOIN locked ON locked.id = pairs.job_id
+LEFT JOIN locked_steps ON locked_steps.job_id = locked.id
+ORDER BY pairs.job_id, locked_steps.position"""
     )
-    .columns(CLAIMED_EVENT, CLAIMED_JOB, *JOBS.c)
+    # Positional: the jobs' and the steps' columns share names (id, state, ...), so they are told apart by place.
+    .columns(CLAIMED_EVENT, CLAIMED_JOB, *JOBS.c, *STEPS_TABLE.c)
     .bindparams(
         bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True)))
     )
 )
-CLAIM_AND_LOCK_JOBS = select(Job, CLAIMED_EVENT, CLAIMED_JOB).from_statement(CLAIM_AND_LOCK)
-GROUP_STEPS = (
-    select(Step)
-    .where(Step.job_id == any_(bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True)))))
-    .order_by(Step.job_id, Step.position)
-)
+CLAIM_LOCK_AND_LOAD = select(Job, Step, CLAIMED_EVENT, CLAIMED_JOB).from_statement(CLAIM_LOCK_AND_STEPS)
 # On the table: the ORM's bulk insert path would first flush the session (the job's and steps' updates), a second
 # flush before the one at commit, and spends more on its own bookkeeping than on the statement.
 OUTPUTS = cast(Table, Output.__table__)

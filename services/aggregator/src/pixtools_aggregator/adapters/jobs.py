@@ -47,33 +47,29 @@ class SqlJobRepository:
         self._staged: list[Event] = []
 
     async def prepare(self, events: Sequence[Event]) -> None:
-        """Claim the inbox rows of these events, lock the jobs of the new ones and load their steps."""
+        """Claim these events' inbox rows, lock the jobs of the new ones and load their steps, in one statement."""
         event_ids = [event.event_id for event in events]
         self._prepared_events.update(event_ids)
         rows = await self._session.execute(
-            sql.CLAIM_AND_LOCK_JOBS, {"event_ids": event_ids, "job_ids": [event.job_id for event in events]}
+            sql.CLAIM_LOCK_AND_LOAD, {"event_ids": event_ids, "job_ids": [event.job_id for event in events]}
         )
-        jobs: dict[uuid.UUID, Job] = {}
-        for job, event_id, job_id in rows:
+        # A row per claimed event and step of its job, in job and step order; a job's steps repeat for each of its
+        # claimed events (the identity map makes them the same objects).
+        steps: dict[uuid.UUID, dict[str, Step]] = {}
+        for job, step, event_id, job_id in rows:
             self._claimed.add(event_id)
             if job is None:
                 self._missing_jobs.add(job_id)
-            else:
-                jobs[job.id] = job
-        if jobs:
-            self._jobs.update(jobs)
-            await self._load_steps(list(jobs))
+                continue
+            self._jobs[job.id] = job
+            job_steps = steps.setdefault(job.id, {})
+            if step is not None:
+                job_steps.setdefault(step.step_id, step)
+        for job_id, by_id in steps.items():
+            self._steps[job_id] = list(by_id.values())
             # A group lists a job's final outputs from memory where it can; should that ever meet an output that
             # already existed, the group fails and its events go one at a time, where the outputs are queried.
-            for job_id in jobs:
-                steps = self._steps[job_id]
-                self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in steps)
-
-    async def _load_steps(self, job_ids: list[uuid.UUID]) -> None:
-        for job_id in job_ids:
-            self._steps[job_id] = []
-        for step in await self._session.scalars(sql.GROUP_STEPS, {"job_ids": job_ids}):
-            self._steps[step.job_id].append(step)
+            self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in by_id.values())
 
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
@@ -99,7 +95,7 @@ class SqlJobRepository:
     async def steps(self, job_id: uuid.UUID) -> list[Step]:
         """The job's steps in tree order."""
         if job_id not in self._steps:
-            await self._load_steps([job_id])
+            self._steps[job_id] = list(await self._session.scalars(sql.STEPS, {"job_id": job_id}))
         return self._steps[job_id]
 
     async def add_outputs(self, outputs: Sequence[Output]) -> None:
