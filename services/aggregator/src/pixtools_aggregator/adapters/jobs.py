@@ -152,35 +152,34 @@ class SqlJobRepository:
         event_rows = outbox_rows(events)
         if not (jobs or steps or job_ids or events or outputs):
             return
-        with self._session.no_autoflush:
-            written = await self._session.execute(
-                sql.WRITE_STATE,
-                {
-                    "job_ids": [job.id for job in jobs],
-                    "job_states": [job.state for job in jobs],
-                    "job_started": [job.started_at for job in jobs],
-                    "job_finished": [job.finished_at for job in jobs],
-                    "job_updated": [job.updated_at for job in jobs],
-                    "job_codes": [job.error_code for job in jobs],
-                    "job_messages": [job.error_message for job in jobs],
-                    "step_jobs": [step.job_id for step in steps],
-                    "step_ids": [step.step_id for step in steps],
-                    "step_states": [step.state for step in steps],
-                    "step_started": [step.started_at for step in steps],
-                    "step_finished": [step.finished_at for step in steps],
-                    "step_codes": [step.error_code for step in steps],
-                    "step_messages": [step.error_message for step in steps],
-                    "step_results": [None if step.result is None else json.dumps(step.result) for step in steps],
-                    "event_ids": [row["event_id"] for row in event_rows],
-                    "event_types": [row["event_type"] for row in event_rows],
-                    "routing_keys": [row["routing_key"] for row in event_rows],
-                    "bodies": [row["body"] for row in event_rows],
-                    "headers": [json.dumps(row["headers"]) for row in event_rows],
-                    "notify": [str(job_id) for job_id in job_ids],
-                    **_output_arrays(outputs),
-                },
-            )
-        self._check_inserted(outputs, set(written.one().written_outputs))
+        parameters = {
+            "job_ids": [job.id for job in jobs],
+            "job_states": [job.state for job in jobs],
+            "job_started": [job.started_at for job in jobs],
+            "job_finished": [job.finished_at for job in jobs],
+            "job_updated": [job.updated_at for job in jobs],
+            "job_codes": [job.error_code for job in jobs],
+            "job_messages": [job.error_message for job in jobs],
+            "step_jobs": [step.job_id for step in steps],
+            "step_ids": [step.step_id for step in steps],
+            "step_states": [step.state for step in steps],
+            "step_started": [step.started_at for step in steps],
+            "step_finished": [step.finished_at for step in steps],
+            "step_codes": [step.error_code for step in steps],
+            "step_messages": [step.error_message for step in steps],
+            "step_results": [None if step.result is None else json.dumps(step.result) for step in steps],
+            "event_ids": [row["event_id"] for row in event_rows],
+            "event_types": [row["event_type"] for row in event_rows],
+            "routing_keys": [row["routing_key"] for row in event_rows],
+            "bodies": [row["body"] for row in event_rows],
+            "headers": [json.dumps(row["headers"]) for row in event_rows],
+            "notify": [str(job_id) for job_id in job_ids],
+            **_output_arrays(outputs),
+        }
+        # Straight on the session's asyncpg connection, in its transaction; see `sql.WRITE_STATE`.
+        driver = await _driver_connection(self._session)
+        written = await driver.fetchrow(sql.WRITE_STATE, *(parameters[name] for name in sql.WRITE_STATE_PARAMETERS))
+        self._check_inserted(outputs, set(written["written_outputs"]))
         # Written: the session's flush at commit must not write them again.
         for row in (*jobs, *steps):
             self._session.expunge(row)
@@ -222,6 +221,15 @@ class SqlJobRepository:
     async def notify_batch(self, batch_id: uuid.UUID) -> None:
         """NOTIFY the batches channel; Postgres delivers it only if the transaction commits."""
         await self._session.execute(sql.NOTIFY_BATCH, {"batch_id": str(batch_id)})
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, in the session's transaction."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None:
+        raise RuntimeError("the session's connection has no driver connection")
+    return driver
 
 
 def _output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
