@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstanceState
 
 from pixtools_aggregator.adapters import job_statements as sql
+from pixtools_aggregator.adapters.staged import EncodedEvent
 from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
@@ -44,7 +45,7 @@ class SqlJobRepository:
         self._outputs_conflicted: set[uuid.UUID] = set()
         self._listed_unwritten: set[uuid.UUID] = set()
         self._notified: dict[uuid.UUID, None] = {}
-        self._staged: list[Event] = []
+        self._staged: list[EncodedEvent] = []
 
     async def prepare(self, events: Sequence[Event]) -> None:
         """Claim these events' inbox rows, lock the jobs of the new ones and load their steps, in one statement."""
@@ -186,8 +187,9 @@ class SqlJobRepository:
 
     def stage(self, event: Event) -> None:
         """Put an event in the outbox: its row is written before the commit, and the relay publishes it after."""
-        defer(self._session, OUTBOX_TOPIC, [event])
-        self._staged.append(event)
+        encoded = EncodedEvent(event)
+        defer(self._session, OUTBOX_TOPIC, [encoded])
+        self._staged.append(encoded)
 
     def add_webhook(self, delivery: WebhookDelivery) -> None:
         """Queue a webhook delivery with the transaction; the dispatcher hears of it when it commits."""
