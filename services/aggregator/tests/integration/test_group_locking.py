@@ -5,10 +5,10 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from pixtools_aggregator.adapters.jobs import job_transaction
-from pixtools_db import Job, Step
+from pixtools_db import Inbox, Job, Step
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +50,23 @@ async def test_a_group_that_waited_for_a_jobs_lock_reads_the_steps_its_holder_co
     job_state, step_states = await asyncio.wait_for(group, timeout=10)
     assert job_state == "running"
     assert step_states == {"0": "succeeded", "1": "pending"}
+
+
+async def test_a_group_that_rolls_back_leaves_no_inbox_claim_and_no_lock(sessions, db):
+    job = await db.job(TWO_STEPS)
+    event = job.completed("0")
+
+    async def failing_group() -> None:
+        async with job_transaction(sessions) as jobs:
+            await jobs.prepare([event])
+            raise RuntimeError("the group failed")
+
+    with pytest.raises(RuntimeError, match="the group failed"):
+        await failing_group()
+
+    async with sessions.begin() as session:
+        claims = await session.scalar(select(func.count()).select_from(Inbox).where(Inbox.event_id == event.event_id))
+        # NOWAIT: a lock the group left behind would fail this at once instead of hanging the test.
+        locked = await session.scalar(select(Job.id).where(Job.id == job.id).with_for_update(nowait=True))
+    assert claims == 0
+    assert locked == job.id

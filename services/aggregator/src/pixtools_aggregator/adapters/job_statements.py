@@ -7,8 +7,8 @@ serves every group size.
 import re
 from typing import cast
 
-from sqlalchemy import String, Table, bindparam, column, exists, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import String, Table, bindparam, exists, func, select
+from sqlalchemy.dialects.postgresql import insert
 
 from pixtools_contracts import JOB_UNFINISHED
 from pixtools_db import Batch, Inbox, Job, Output, Step
@@ -47,8 +47,6 @@ STEPS = select(Step).where(Step.job_id == bindparam("job_id")).order_by(Step.pos
 # A group's statements take arrays, so one prepared statement serves every group size.
 JOBS = cast(Table, Job.__table__)
 STEPS_TABLE = cast(Table, Step.__table__)
-CLAIMED_EVENT = column("claimed_event_id", UUID(as_uuid=True))
-CLAIMED_JOB = column("claimed_job_id", UUID(as_uuid=True))
 # One round trip claims the group's inbox rows, locks the jobs of the claimed events in id order (so two
 # transactions that lock some of the same jobs cannot each wait for the other), and reads their steps. It returns
 # a row per claimed event and step of its job, or one row with NULLs where the job does not exist: an event that
@@ -56,10 +54,10 @@ CLAIMED_JOB = column("claimed_job_id", UUID(as_uuid=True))
 # predecessor committed). The steps are locked too, each after its job: the statement's snapshot was taken before
 # any lock wait, and only a locked row is re-read at its latest committed version, so the steps are as fresh as
 # the job. Every writer of a job's steps holds the job's lock first, so these step locks wait for no one else.
-CLAIM_LOCK_AND_STEPS = (
-    text(
-        f"""WITH pairs AS (
-    SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:job_ids AS uuid[])) AS pairs(event_id, job_id)
+# It runs on the session's asyncpg connection ($1: event ids, $2: their job ids); the rows are read by position:
+# the event id, its job id, the job's columns (`JOB_ATTRIBUTES`), then the step's (`STEP_ATTRIBUTES`).
+CLAIM_LOCK_AND_STEPS = f"""WITH pairs AS (
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS uuid[])) AS pairs(event_id, job_id)
 ), claimed AS (
     INSERT INTO inbox (consumer, event_id) SELECT '{CONSUMER}', event_id FROM pairs
     ON CONFLICT (consumer, event_id) DO NOTHING
@@ -79,14 +77,8 @@ SELECT pairs.event_id, pairs.job_id,
 FROM claimed JOIN pairs USING (event_id) LEFT JOIN locked ON locked.id = pairs.job_id
 LEFT JOIN locked_steps ON locked_steps.job_id = locked.id
 ORDER BY pairs.job_id, locked_steps.position"""
-    )
-    # Positional: the jobs' and the steps' columns share names (id, state, ...), so they are told apart by place.
-    .columns(CLAIMED_EVENT, CLAIMED_JOB, *JOBS.c, *STEPS_TABLE.c)
-    .bindparams(
-        bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True)))
-    )
-)
-CLAIM_LOCK_AND_LOAD = select(Job, Step, CLAIMED_EVENT, CLAIMED_JOB).from_statement(CLAIM_LOCK_AND_STEPS)
+JOB_ATTRIBUTES = tuple(Job.__mapper__.get_property_by_column(job_column).key for job_column in JOBS.c)
+STEP_ATTRIBUTES = tuple(Step.__mapper__.get_property_by_column(step_column).key for step_column in STEPS_TABLE.c)
 # On the table: the ORM's bulk insert path would first flush the session (the job's and steps' updates), a second
 # flush before the one at commit, and spends more on its own bookkeeping than on the statement.
 OUTPUTS = cast(Table, Output.__table__)

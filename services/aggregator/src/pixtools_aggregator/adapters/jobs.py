@@ -5,11 +5,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm import InstanceState, make_transient_to_detached
 
 from pixtools_aggregator.adapters import job_statements as sql
 from pixtools_aggregator.adapters.staged import EncodedEvent
@@ -18,6 +18,8 @@ from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.commits import defer
 from pixtools_db.outbox import OUTBOX_TOPIC, outbox_rows
+
+_Row = TypeVar("_Row", Job, Step)
 
 WEBHOOKS_TOPIC = "webhooks"
 """The commit-hook topic of queued webhook deliveries: the dispatcher is woken when they commit."""
@@ -51,26 +53,35 @@ class SqlJobRepository:
         """Claim these events' inbox rows, lock the jobs of the new ones and load their steps, in one statement."""
         event_ids = [event.event_id for event in events]
         self._prepared_events.update(event_ids)
-        rows = await self._session.execute(
-            sql.CLAIM_LOCK_AND_LOAD, {"event_ids": event_ids, "job_ids": [event.job_id for event in events]}
-        )
+        driver = await _driver_connection(self._session)
+        rows = await driver.fetch(sql.CLAIM_LOCK_AND_STEPS, event_ids, [event.job_id for event in events])
         # A row per claimed event and step of its job, in job and step order; a job's steps repeat for each of its
-        # claimed events (the identity map makes them the same objects).
+        # claimed events.
         steps: dict[uuid.UUID, dict[str, Step]] = {}
-        for job, step, event_id, job_id in rows:
+        job_end = 2 + len(sql.JOB_ATTRIBUTES)
+        for row in rows:
+            event_id, job_id = row[0], row[1]
             self._claimed.add(event_id)
-            if job is None:
+            if row[2] is None:
                 self._missing_jobs.add(job_id)
                 continue
-            self._jobs[job.id] = job
-            job_steps = steps.setdefault(job.id, {})
-            if step is not None:
-                job_steps.setdefault(step.step_id, step)
+            if job_id not in self._jobs:
+                self._jobs[job_id] = self._attach(Job(**dict(zip(sql.JOB_ATTRIBUTES, row[2:job_end], strict=True))))
+            job_steps = steps.setdefault(job_id, {})
+            step_values = dict(zip(sql.STEP_ATTRIBUTES, row[job_end:], strict=True))
+            if step_values["step_id"] is not None and step_values["step_id"] not in job_steps:
+                job_steps[step_values["step_id"]] = self._attach(Step(**step_values))
         for job_id, by_id in steps.items():
             self._steps[job_id] = list(by_id.values())
             # A group lists a job's final outputs from memory where it can; should that ever meet an output that
             # already existed, the group fails and its events go one at a time, where the outputs are queried.
             self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in by_id.values())
+
+    def _attach(self, row: _Row) -> _Row:
+        """Put a row read outside the ORM into the session as loaded (persistent, no changes), as a query would."""
+        make_transient_to_detached(row)
+        self._session.add(row)
+        return row
 
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
@@ -226,11 +237,18 @@ class SqlJobRepository:
 
 
 async def _driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, in the session's transaction."""
+    """The asyncpg connection under the session, inside the session's transaction."""
     connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    if driver is None:
-        raise RuntimeError("the session's connection has no driver connection")
+    raw = await connection.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    driver = raw.driver_connection
+    # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes itself: a statement sent
+    # straight to the driver before that would run, and commit, on its own. Its private names are checked here, so
+    # that an upgrade that renames them fails loudly instead.
+    if driver is None or not hasattr(adapted, "_transaction") or not hasattr(adapted, "_start_transaction"):
+        raise RuntimeError("cannot reach the transaction of the session's asyncpg connection")
+    if adapted._transaction is None:
+        await adapted._start_transaction()
     return driver
 
 
