@@ -56,7 +56,8 @@ def serve(count_file: str) -> None:
                     sql = args[1] if len(args) > 1 and isinstance(args[1], str) else "?"
                     counts["prepare " + " ".join(sql.split()[:3])] += 1
                 else:
-                    counts[" ".join(str(sql).split()[:4])[:60]] += 1
+                    # asyncpg's own prepared statements (the aggregator's driver-level ones) show no text here.
+                    counts[" ".join(str(sql).split()[:4])[:60] or "(statement prepared by asyncpg itself)"] += 1
                 return attribute(*args, **kwargs)
 
             return counted

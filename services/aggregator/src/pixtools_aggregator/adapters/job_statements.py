@@ -4,10 +4,11 @@
 serves every group size.
 """
 
+import re
 from typing import cast
 
-from sqlalchemy import String, Table, any_, bindparam, column, exists, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import String, Table, bindparam, exists, func, select
+from sqlalchemy.dialects.postgresql import insert
 
 from pixtools_contracts import JOB_UNFINISHED
 from pixtools_db import Batch, Inbox, Job, Output, Step
@@ -45,17 +46,18 @@ LOCK_JOB = select(Job).where(Job.id == bindparam("job_id")).with_for_update()
 STEPS = select(Step).where(Step.job_id == bindparam("job_id")).order_by(Step.position)
 # A group's statements take arrays, so one prepared statement serves every group size.
 JOBS = cast(Table, Job.__table__)
-CLAIMED_EVENT = column("claimed_event_id", UUID(as_uuid=True))
-CLAIMED_JOB = column("claimed_job_id", UUID(as_uuid=True))
-# One round trip claims the group's inbox rows and locks the jobs of the claimed events, in id order (so two
-# transactions that lock some of the same jobs cannot each wait for the other). It returns one row per claimed
-# event with its job, or with NULLs where the job does not exist: an event that is not returned was a duplicate.
-# The jobs come back as they are once locked (a waiter gets the row its predecessor committed); their steps are
-# read by the next statement, whose snapshot is taken after the lock, so they are as fresh as the job.
-CLAIM_AND_LOCK = (
-    text(
-        f"""WITH pairs AS (
-    SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:job_ids AS uuid[])) AS pairs(event_id, job_id)
+STEPS_TABLE = cast(Table, Step.__table__)
+# One round trip claims the group's inbox rows, locks the jobs of the claimed events in id order (so two
+# transactions that lock some of the same jobs cannot each wait for the other), and reads their steps. It returns
+# a row per claimed event and step of its job, or one row with NULLs where the job does not exist: an event that
+# is not returned was a duplicate. The jobs come back as they are once locked (a waiter gets the row its
+# predecessor committed). The steps are locked too, each after its job: the statement's snapshot was taken before
+# any lock wait, and only a locked row is re-read at its latest committed version, so the steps are as fresh as
+# the job. Every writer of a job's steps holds the job's lock first, so these step locks wait for no one else.
+# It runs on the session's asyncpg connection ($1: event ids, $2: their job ids); the rows are read by position:
+# the event id, its job id, the job's columns (`JOB_ATTRIBUTES`), then the step's (`STEP_ATTRIBUTES`).
+CLAIM_LOCK_AND_STEPS = f"""WITH pairs AS (
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS uuid[])) AS pairs(event_id, job_id)
 ), claimed AS (
     INSERT INTO inbox (consumer, event_id) SELECT '{CONSUMER}', event_id FROM pairs
     ON CONFLICT (consumer, event_id) DO NOTHING
@@ -64,22 +66,19 @@ CLAIM_AND_LOCK = (
     SELECT * FROM jobs WHERE id IN (SELECT job_id FROM pairs JOIN claimed USING (event_id))
     ORDER BY id
     FOR UPDATE
+), locked_steps AS MATERIALIZED (
+    SELECT * FROM steps WHERE job_id IN (SELECT id FROM locked)
+    ORDER BY job_id, position
+    FOR UPDATE
 )
-SELECT pairs.event_id AS claimed_event_id, pairs.job_id AS claimed_job_id,
-    {", ".join(f"locked.{job_column.name}" for job_column in JOBS.c)}
-FROM claimed JOIN pairs USING (event_id) LEFT JOIN locked ON locked.id = pairs.job_id"""
-    )
-    .columns(CLAIMED_EVENT, CLAIMED_JOB, *JOBS.c)
-    .bindparams(
-        bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True)))
-    )
-)
-CLAIM_AND_LOCK_JOBS = select(Job, CLAIMED_EVENT, CLAIMED_JOB).from_statement(CLAIM_AND_LOCK)
-GROUP_STEPS = (
-    select(Step)
-    .where(Step.job_id == any_(bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True)))))
-    .order_by(Step.job_id, Step.position)
-)
+SELECT pairs.event_id, pairs.job_id,
+    {", ".join(f"locked.{job_column.name}" for job_column in JOBS.c)},
+    {", ".join(f"locked_steps.{step_column.name}" for step_column in STEPS_TABLE.c)}
+FROM claimed JOIN pairs USING (event_id) LEFT JOIN locked ON locked.id = pairs.job_id
+LEFT JOIN locked_steps ON locked_steps.job_id = locked.id
+ORDER BY pairs.job_id, locked_steps.position"""
+JOB_ATTRIBUTES = tuple(Job.__mapper__.get_property_by_column(job_column).key for job_column in JOBS.c)
+STEP_ATTRIBUTES = tuple(Step.__mapper__.get_property_by_column(step_column).key for step_column in STEPS_TABLE.c)
 # On the table: the ORM's bulk insert path would first flush the session (the job's and steps' updates), a second
 # flush before the one at commit, and spends more on its own bookkeeping than on the statement.
 OUTPUTS = cast(Table, Output.__table__)
@@ -98,9 +97,17 @@ STEP_STATE_COLUMNS = ("state", "started_at", "finished_at", "error_code", "error
 # The changed jobs and steps, the staged events' outbox rows (as `pixtools_db.outbox.add_events` writes them), the
 # waiting outputs (keeping the first copy of any), and one NOTIFY per changed job (the payload stays the job id), in
 # one statement before the commit; the arrays may be empty. It returns the ids of the outputs it inserted. The step
-# results travel as JSON text, and None as SQL NULL, as the session's flush writes it.
-WRITE_STATE = text(
-    f"""WITH written_jobs AS (
+# results travel as JSON text, and None as SQL NULL, as the session's flush writes it. It runs on the session's
+# asyncpg connection itself, with numbered parameters in `WRITE_STATE_PARAMETERS`' order: through SQLAlchemy, the
+# binding of its 34 arrays cost more CPU than asyncpg's encoding of them.
+WRITE_STATE_PARAMETERS = (
+    "job_ids", "job_states", "job_started", "job_finished", "job_updated", "job_codes", "job_messages",
+    "step_jobs", "step_ids", "step_states", "step_started", "step_finished", "step_codes", "step_messages",
+    "step_results", "event_ids", "event_types", "routing_keys", "bodies", "headers", "output_ids", "output_jobs",
+    "output_steps", "output_ops", "output_names", "output_roles", "output_finals", "output_keys", "output_types",
+    "output_bytes", "output_sha256s", "output_widths", "output_heights", "notify",
+)  # fmt: skip
+_WRITE_STATE_NAMED = f"""WITH written_jobs AS (
     UPDATE jobs SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
         updated_at = v.updated_at, error_code = v.error_code, error_message = v.error_message
     FROM unnest(
@@ -141,13 +148,10 @@ WRITE_STATE = text(
     SELECT pg_notify('{JOBS_CHANNEL}', job_id) FROM unnest(CAST(:notify AS text[])) AS job_id
 )
 SELECT (SELECT count(*) FROM notified) AS notified, ARRAY(SELECT id FROM written_outputs) AS written_outputs"""
-).bindparams(
-    bindparam("job_ids", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("step_jobs", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("output_ids", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("output_jobs", type_=ARRAY(UUID(as_uuid=True))),
-)
+
+WRITE_STATE = re.sub(r":(\w+)", lambda name: f"${WRITE_STATE_PARAMETERS.index(name[1]) + 1}", _WRITE_STATE_NAMED)
+
+
 # FOR NO KEY UPDATE, not FOR UPDATE: a transaction that updates its job twice holds FOR KEY SHARE on the batch
 # (the foreign key check), and two of those upgrading to FOR UPDATE would deadlock. NO KEY UPDATE still
 # excludes itself, which is all settling needs.

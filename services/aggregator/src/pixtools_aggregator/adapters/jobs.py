@@ -5,18 +5,21 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm import InstanceState, make_transient_to_detached
 
 from pixtools_aggregator.adapters import job_statements as sql
+from pixtools_aggregator.adapters.staged import EncodedEvent
 from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.commits import defer
 from pixtools_db.outbox import OUTBOX_TOPIC, outbox_rows
+
+_Row = TypeVar("_Row", Job, Step)
 
 WEBHOOKS_TOPIC = "webhooks"
 """The commit-hook topic of queued webhook deliveries: the dispatcher is woken when they commit."""
@@ -44,36 +47,41 @@ class SqlJobRepository:
         self._outputs_conflicted: set[uuid.UUID] = set()
         self._listed_unwritten: set[uuid.UUID] = set()
         self._notified: dict[uuid.UUID, None] = {}
-        self._staged: list[Event] = []
+        self._staged: list[EncodedEvent] = []
 
     async def prepare(self, events: Sequence[Event]) -> None:
-        """Claim the inbox rows of these events, lock the jobs of the new ones and load their steps."""
+        """Claim these events' inbox rows, lock the jobs of the new ones and load their steps, in one statement."""
         event_ids = [event.event_id for event in events]
         self._prepared_events.update(event_ids)
-        rows = await self._session.execute(
-            sql.CLAIM_AND_LOCK_JOBS, {"event_ids": event_ids, "job_ids": [event.job_id for event in events]}
-        )
-        jobs: dict[uuid.UUID, Job] = {}
-        for job, event_id, job_id in rows:
+        driver = await _driver_connection(self._session)
+        rows = await driver.fetch(sql.CLAIM_LOCK_AND_STEPS, event_ids, [event.job_id for event in events])
+        # A row per claimed event and step of its job, in job and step order; a job's steps repeat for each of its
+        # claimed events.
+        steps: dict[uuid.UUID, dict[str, Step]] = {}
+        job_end = 2 + len(sql.JOB_ATTRIBUTES)
+        for row in rows:
+            event_id, job_id = row[0], row[1]
             self._claimed.add(event_id)
-            if job is None:
+            if row[2] is None:
                 self._missing_jobs.add(job_id)
-            else:
-                jobs[job.id] = job
-        if jobs:
-            self._jobs.update(jobs)
-            await self._load_steps(list(jobs))
+                continue
+            if job_id not in self._jobs:
+                self._jobs[job_id] = self._attach(Job(**dict(zip(sql.JOB_ATTRIBUTES, row[2:job_end], strict=True))))
+            job_steps = steps.setdefault(job_id, {})
+            step_values = dict(zip(sql.STEP_ATTRIBUTES, row[job_end:], strict=True))
+            if step_values["step_id"] is not None and step_values["step_id"] not in job_steps:
+                job_steps[step_values["step_id"]] = self._attach(Step(**step_values))
+        for job_id, by_id in steps.items():
+            self._steps[job_id] = list(by_id.values())
             # A group lists a job's final outputs from memory where it can; should that ever meet an output that
             # already existed, the group fails and its events go one at a time, where the outputs are queried.
-            for job_id in jobs:
-                steps = self._steps[job_id]
-                self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in steps)
+            self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in by_id.values())
 
-    async def _load_steps(self, job_ids: list[uuid.UUID]) -> None:
-        for job_id in job_ids:
-            self._steps[job_id] = []
-        for step in await self._session.scalars(sql.GROUP_STEPS, {"job_ids": job_ids}):
-            self._steps[step.job_id].append(step)
+    def _attach(self, row: _Row) -> _Row:
+        """Put a row read outside the ORM into the session as loaded (persistent, no changes), as a query would."""
+        make_transient_to_detached(row)
+        self._session.add(row)
+        return row
 
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
@@ -99,7 +107,7 @@ class SqlJobRepository:
     async def steps(self, job_id: uuid.UUID) -> list[Step]:
         """The job's steps in tree order."""
         if job_id not in self._steps:
-            await self._load_steps([job_id])
+            self._steps[job_id] = list(await self._session.scalars(sql.STEPS, {"job_id": job_id}))
         return self._steps[job_id]
 
     async def add_outputs(self, outputs: Sequence[Output]) -> None:
@@ -156,43 +164,43 @@ class SqlJobRepository:
         event_rows = outbox_rows(events)
         if not (jobs or steps or job_ids or events or outputs):
             return
-        with self._session.no_autoflush:
-            written = await self._session.execute(
-                sql.WRITE_STATE,
-                {
-                    "job_ids": [job.id for job in jobs],
-                    "job_states": [job.state for job in jobs],
-                    "job_started": [job.started_at for job in jobs],
-                    "job_finished": [job.finished_at for job in jobs],
-                    "job_updated": [job.updated_at for job in jobs],
-                    "job_codes": [job.error_code for job in jobs],
-                    "job_messages": [job.error_message for job in jobs],
-                    "step_jobs": [step.job_id for step in steps],
-                    "step_ids": [step.step_id for step in steps],
-                    "step_states": [step.state for step in steps],
-                    "step_started": [step.started_at for step in steps],
-                    "step_finished": [step.finished_at for step in steps],
-                    "step_codes": [step.error_code for step in steps],
-                    "step_messages": [step.error_message for step in steps],
-                    "step_results": [None if step.result is None else json.dumps(step.result) for step in steps],
-                    "event_ids": [row["event_id"] for row in event_rows],
-                    "event_types": [row["event_type"] for row in event_rows],
-                    "routing_keys": [row["routing_key"] for row in event_rows],
-                    "bodies": [row["body"] for row in event_rows],
-                    "headers": [json.dumps(row["headers"]) for row in event_rows],
-                    "notify": [str(job_id) for job_id in job_ids],
-                    **_output_arrays(outputs),
-                },
-            )
-        self._check_inserted(outputs, set(written.one().written_outputs))
+        parameters = {
+            "job_ids": [job.id for job in jobs],
+            "job_states": [job.state for job in jobs],
+            "job_started": [job.started_at for job in jobs],
+            "job_finished": [job.finished_at for job in jobs],
+            "job_updated": [job.updated_at for job in jobs],
+            "job_codes": [job.error_code for job in jobs],
+            "job_messages": [job.error_message for job in jobs],
+            "step_jobs": [step.job_id for step in steps],
+            "step_ids": [step.step_id for step in steps],
+            "step_states": [step.state for step in steps],
+            "step_started": [step.started_at for step in steps],
+            "step_finished": [step.finished_at for step in steps],
+            "step_codes": [step.error_code for step in steps],
+            "step_messages": [step.error_message for step in steps],
+            "step_results": [None if step.result is None else json.dumps(step.result) for step in steps],
+            "event_ids": [row["event_id"] for row in event_rows],
+            "event_types": [row["event_type"] for row in event_rows],
+            "routing_keys": [row["routing_key"] for row in event_rows],
+            "bodies": [row["body"] for row in event_rows],
+            "headers": [json.dumps(row["headers"]) for row in event_rows],
+            "notify": [str(job_id) for job_id in job_ids],
+            **_output_arrays(outputs),
+        }
+        # Straight on the session's asyncpg connection, in its transaction; see `sql.WRITE_STATE`.
+        driver = await _driver_connection(self._session)
+        written = await driver.fetchrow(sql.WRITE_STATE, *(parameters[name] for name in sql.WRITE_STATE_PARAMETERS))
+        self._check_inserted(outputs, set(written["written_outputs"]))
         # Written: the session's flush at commit must not write them again.
         for row in (*jobs, *steps):
             self._session.expunge(row)
 
     def stage(self, event: Event) -> None:
         """Put an event in the outbox: its row is written before the commit, and the relay publishes it after."""
-        defer(self._session, OUTBOX_TOPIC, [event])
-        self._staged.append(event)
+        encoded = EncodedEvent(event)
+        defer(self._session, OUTBOX_TOPIC, [encoded])
+        self._staged.append(encoded)
 
     def add_webhook(self, delivery: WebhookDelivery) -> None:
         """Queue a webhook delivery with the transaction; the dispatcher hears of it when it commits."""
@@ -226,6 +234,22 @@ class SqlJobRepository:
     async def notify_batch(self, batch_id: uuid.UUID) -> None:
         """NOTIFY the batches channel; Postgres delivers it only if the transaction commits."""
         await self._session.execute(sql.NOTIFY_BATCH, {"batch_id": str(batch_id)})
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    driver = raw.driver_connection
+    # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes itself: a statement sent
+    # straight to the driver before that would run, and commit, on its own. Its private names are checked here, so
+    # that an upgrade that renames them fails loudly instead.
+    if driver is None or not hasattr(adapted, "_transaction") or not hasattr(adapted, "_start_transaction"):
+        raise RuntimeError("cannot reach the transaction of the session's asyncpg connection")
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    return driver
 
 
 def _output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
