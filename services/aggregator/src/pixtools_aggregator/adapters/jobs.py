@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstanceState, make_transient_to_detached
 
 from pixtools_aggregator.adapters import job_statements as sql
-from pixtools_aggregator.adapters.staged import EncodedEvent
 from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.commits import defer
-from pixtools_db.outbox import OUTBOX_TOPIC, outbox_rows
+from pixtools_db.encoded_events import EncodedEvent
+from pixtools_db.outbox import OUTBOX_TOPIC
 
 _Row = TypeVar("_Row", Job, Step)
 
@@ -161,7 +161,7 @@ class SqlJobRepository:
         steps = _changed((step for steps in self._steps.values() for step in steps), sql.STEP_STATE_COLUMNS)
         job_ids, self._notified = list(self._notified), {}
         events, self._staged = self._staged, []
-        event_rows = outbox_rows(events)
+        event_rows = [event.row() for event in events]
         if not (jobs or steps or job_ids or events or outputs):
             return
         parameters = {
@@ -198,7 +198,7 @@ class SqlJobRepository:
 
     def stage(self, event: Event) -> None:
         """Put an event in the outbox: its row is written before the commit, and the relay publishes it after."""
-        encoded = EncodedEvent(event)
+        encoded = EncodedEvent.of(event)
         defer(self._session, OUTBOX_TOPIC, [encoded])
         self._staged.append(encoded)
 
