@@ -9,10 +9,11 @@ import aio_pika
 import pytest
 import pytest_asyncio
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import Event, JobCancelled, asyncapi_document
-from pixtools_db import create_engine, session_factory
+from pixtools_db import Outbox, create_engine, session_factory
 from pixtools_db.outbox import OutboxRelay, add_events
 from pixtools_platform.broker import Publisher, Topology
 
@@ -66,6 +67,12 @@ async def _received(queue: AbstractQueue, event: Event, timeout_s: float = 10) -
     raise AssertionError(f"{event.event_id} was never delivered")
 
 
+async def _published(sessions: async_sessionmaker[AsyncSession], event: Event) -> bool:
+    async with sessions() as session:
+        stamp = await session.scalar(select(Outbox.published_at).where(Outbox.event_id == event.event_id))
+    return stamp is not None
+
+
 def _assert_documented_properties(message: AbstractIncomingMessage, event: JobCancelled) -> None:
     assert message.message_id == str(event.event_id)
     assert message.correlation_id == event.correlation_id
@@ -102,7 +109,10 @@ async def test_the_outbox_relay_sweeping_a_stored_row_sets_correlation_id_and_ap
         add_events(session, [event])
     # No relay watched that commit: the row waits for a sweep, which reads the properties from the stored body.
     relay = OutboxRelay(wired.sessions, wired.publisher, grace_s=0)
+    # Rows other tests left here may fill whole batches that fail (commands no queue of this namespace takes);
+    # failed rows sink behind fresh ones, so sweep until this one is published rather than until a batch is empty.
     for _ in range(20):
-        if await relay.relay_once() == 0:
+        await relay.relay_once()
+        if await _published(wired.sessions, event):
             break
     _assert_documented_properties(await _received(wired.heard, event), event)
