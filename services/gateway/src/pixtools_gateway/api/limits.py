@@ -18,8 +18,8 @@ _SPENT = "rate_limit_spent"
 Event = TypeVar("Event")
 
 
-def limiting(request: Request) -> Limiting:
-    """The app's limiter."""
+async def limiting(request: Request) -> Limiting:
+    """The app's limiter (async, so FastAPI calls it on the loop instead of a thread-pool hop per request)."""
     found: Limiting = request.app.state.limiting
     return found
 
