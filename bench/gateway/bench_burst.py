@@ -8,12 +8,15 @@ and the workers add no load):
      while B keeps reading at the same rate: B's p50/p99 during the burst, and A's share of 429 answers.
 
 The ratio of B's burst p99 to its idle p99, from the same run, is the figure to watch (target: within 2x).
+Beside it, a figure the machine's load moves less: the most of A's 202 answers that came in any 100 ms slice,
+over the whole burst and after its first `window_s` (once the burst allowance is spent), which shows whether A is
+admitted evenly or in clumps.
 `--limits off` puts the limits out of reach, to compare against the same burst unlimited; `--hold-s 0` answers
 repeated refusals at once (no tarpit), to compare against the gateway's default hold. The last line printed is
 the ratio and the load average, for comparing runs on a loaded machine.
 
     flock /tmp/bench-burst.lock .venv/bin/python bench/gateway/bench_burst.py [--burst 2000] [--limits on|off]
-        [--no-redis] [--hold-s SECONDS]
+        [--no-redis] [--hold-s SECONDS] [--database pixtools_bench_NAME]
 """
 
 import argparse
@@ -35,7 +38,8 @@ from pixtools_devstack.stack import BIN, running_stack
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench-burst"
 PORTS = {"gateway": 8110, "ingest": 9211, "aggregator": 9212, "denoise": 9213, "detect": 9214}
-DATABASE_URL = "postgresql+asyncpg://postgres@localhost:5432/pixtools_bench"
+DATABASE_URL = "postgresql+asyncpg://postgres@localhost:5432/{database}"
+SLICE_S = 0.1
 URL_JOB = {"source_url": "https://burst.example/cat.jpg", "pipeline": [{"op": "metadata"}]}
 
 
@@ -54,9 +58,31 @@ def new_tenant_key(env: dict[str, str]) -> str:
     return created.stdout.splitlines()[-1]
 
 
+GATEWAY_SERIES = {
+    "gateway_cpu_s": "process_cpu_seconds_total",
+    "refused_in_full": 'pixtools_http_request_seconds_count{method="POST",route="/v1/jobs",status="429"}',
+    "refused_in_all": 'pixtools_http_limited_total{route_class="submissions"}',
+}
+
+
+async def gateway_counts(session: aiohttp.ClientSession) -> dict[str, float]:
+    """The gateway's CPU seconds, and the submissions it refused through the whole route and in all, so far."""
+    async with session.get("/metrics") as answer:
+        text = await answer.text()
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(values.get(series, 0.0)) for name, series in GATEWAY_SERIES.items()}
+
+
+def most_in_a_slice(times: list[float], after_s: float = 0.0) -> int:
+    """The most of `times` (seconds) falling in one `SLICE_S` slice at or after `after_s`; 0 when none do."""
+    slices = Counter(int(at / SLICE_S) for at in times if at >= after_s)
+    return max(slices.values(), default=0)
+
+
 async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[str, float]:
-    """`count` submissions as fast as `concurrency` connections allow; status counts and duration."""
+    """`count` submissions as fast as `concurrency` connections allow; status counts, duration, 202 clumping."""
     statuses: Counter[int] = Counter()
+    accepted_at: list[float] = []
     pending = iter(range(count))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base, connector=connector, headers={"X-API-Key": key}) as session:
@@ -66,11 +92,15 @@ async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[
                 async with session.post("/v1/jobs", json=URL_JOB) as answer:
                     await answer.read()
                     statuses[answer.status] += 1
+                    if answer.status == 202:
+                        accepted_at.append(time.perf_counter() - started)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, **{str(status): float(n) for status, n in statuses.items()}}
+    clumping = {"most_202_per_slice": most_in_a_slice(accepted_at), "most_202_per_slice_after_2s": 0}
+    clumping["most_202_per_slice_after_2s"] = most_in_a_slice(accepted_at, after_s=2.0)
+    return {"seconds": seconds, **clumping, **{str(status): float(n) for status, n in statuses.items()}}
 
 
 def burst_process(base: str, key: str, count: int, concurrency: int, results: "multiprocessing.Queue[str]") -> None:
@@ -119,9 +149,11 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         burster = spawn.Process(target=burst_process, args=(base, burster_key, args.burst, args.concurrency, results))
         loop = asyncio.get_running_loop()
         finished = loop.run_in_executor(None, functools.partial(results.get, timeout=600))
+        counts_before = await gateway_counts(session)
         burster.start()
         during, during_statuses = await read_at_rate(session, job_path, args.read_rate, finished)
         burster.join()
+        counts = {name: value - counts_before[name] for name, value in (await gateway_counts(session)).items()}
         burst = json.loads(finished.result())
     idle_p99 = percentile(idle, 0.99)
     during_p99 = percentile(during, 0.99)
@@ -131,6 +163,11 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         "burst_202": burst.get("202", 0),
         "burst_429": burst.get("429", 0),
         "burst_429_share": burst.get("429", 0) / args.burst,
+        "a_most_202_per_100ms": burst["most_202_per_slice"],
+        "a_429_through_the_whole_route": counts["refused_in_full"],
+        "a_429_in_all": counts["refused_in_all"],
+        "gateway_cpu_s_during_burst": counts["gateway_cpu_s"],
+        "a_most_202_per_100ms_after_2s": burst["most_202_per_slice_after_2s"],
         "b_idle_reads": len(idle),
         "b_idle_not_200": len(idle) - idle_statuses[200],
         "b_idle_p50_ms": percentile(idle, 0.5),
@@ -151,13 +188,14 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=8.0)
     parser.add_argument("--limits", choices=("on", "off"), default="on", help="off: limits out of reach")
     parser.add_argument("--no-redis", action="store_true", help="count limits in the gateway process")
+    parser.add_argument("--database", default="pixtools_bench", help="the Postgres database the stack uses")
     parser.add_argument(
         "--hold-s", type=float, default=None, help="PIXTOOLS_REFUSAL_HOLD_S for the gateway (default: its own)"
     )
     args = parser.parse_args()
     env = {
         "PIXTOOLS_NAMESPACE": NAMESPACE,
-        "PIXTOOLS_DATABASE_URL": DATABASE_URL,
+        "PIXTOOLS_DATABASE_URL": DATABASE_URL.format(database=args.database),
         "PIXTOOLS_BLOB_DIR": str(ROOT / "var" / "bench-blobs"),
         "PIXTOOLS_LOG_LEVEL": "WARNING",
         "PIXTOOLS_RELAY_ENABLED": "false",
@@ -169,7 +207,7 @@ def main() -> None:
     if args.hold_s is not None:
         env["PIXTOOLS_REFUSAL_HOLD_S"] = str(args.hold_s)
     with running_stack(ROOT, env=env, ports=PORTS, gpu_stages=False) as stack:
-        admin_env = {**os.environ, "PIXTOOLS_DATABASE_URL": DATABASE_URL}
+        admin_env = {**os.environ, "PIXTOOLS_DATABASE_URL": env["PIXTOOLS_DATABASE_URL"]}
         load_before = os.getloadavg()[0]
         figures = asyncio.run(run(args, stack.gateway_url, admin_env))
         figures |= {"load_1m_before": load_before, "load_1m_after": os.getloadavg()[0]}
@@ -177,7 +215,10 @@ def main() -> None:
     print(
         f"B p99 during A's burst / B idle p99 = {figures['b_p99_ratio']:.2f}x (target: 2x or less); "
         f"B p99 {figures['b_idle_p99_ms']:.1f} -> {figures['b_burst_p99_ms']:.1f} ms; "
-        f"A 429 share {figures['burst_429_share']:.0%}; load {load_before:.1f} -> {figures['load_1m_after']:.1f}"
+        f"A 429 share {figures['burst_429_share']:.0%}; "
+        f"A's most 202s in 100 ms {figures['a_most_202_per_100ms']:.0f} "
+        f"(after 2 s: {figures['a_most_202_per_100ms_after_2s']:.0f}); "
+        f"load {load_before:.1f} -> {figures['load_1m_after']:.1f}"
     )
 
 
