@@ -16,7 +16,7 @@ repeated refusals at once (no tarpit), to compare against the gateway's default 
 the ratio and the load average, for comparing runs on a loaded machine.
 
     flock /tmp/bench-burst.lock .venv/bin/python bench/gateway/bench_burst.py [--burst 2000] [--limits on|off]
-        [--no-redis] [--hold-s SECONDS] [--database pixtools_bench_NAME]
+        [--no-redis] [--hold-s SECONDS] [--database pixtools_bench_NAME] [--burst-nice 10]
 """
 
 import argparse
@@ -103,8 +103,11 @@ async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[
     return {"seconds": seconds, **clumping, **{str(status): float(n) for status, n in statuses.items()}}
 
 
-def burst_process(base: str, key: str, count: int, concurrency: int, results: "multiprocessing.Queue[str]") -> None:
-    """The burst, in a process of its own."""
+def burst_process(
+    base: str, key: str, count: int, concurrency: int, nice: int, results: "multiprocessing.Queue[str]"
+) -> None:
+    """The burst, in a process of its own, at `nice` (its own CPU priority; 0 = the stack's)."""
+    os.nice(nice)
     results.put(json.dumps(asyncio.run(send_burst(base, key, count, concurrency))))
 
 
@@ -146,7 +149,9 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
 
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this event loop
         results: multiprocessing.Queue[str] = spawn.Queue()
-        burster = spawn.Process(target=burst_process, args=(base, burster_key, args.burst, args.concurrency, results))
+        burster = spawn.Process(
+            target=burst_process, args=(base, burster_key, args.burst, args.concurrency, args.burst_nice, results)
+        )
         loop = asyncio.get_running_loop()
         finished = loop.run_in_executor(None, functools.partial(results.get, timeout=600))
         counts_before = await gateway_counts(session)
@@ -159,6 +164,7 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
     during_p99 = percentile(during, 0.99)
     return {
         "burst_requests": args.burst,
+        "burst_nice": args.burst_nice,
         "burst_seconds": burst["seconds"],
         "burst_202": burst.get("202", 0),
         "burst_429": burst.get("429", 0),
@@ -185,6 +191,13 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=2000, help="submissions in tenant A's burst")
     parser.add_argument("--concurrency", type=int, default=100, help="connections the burst uses at once")
     parser.add_argument("--read-rate", type=float, default=50.0, help="tenant B's reads per second")
+    parser.add_argument(
+        "--burst-nice",
+        type=int,
+        default=0,
+        help="CPU niceness of the burst's process: A's clients run on machines of their own in a deployment, "
+        "here they share the cores; 10 lets the stack and B's timing go first when the cores are contended",
+    )
     parser.add_argument("--idle-seconds", type=float, default=8.0)
     parser.add_argument("--limits", choices=("on", "off"), default="on", help="off: limits out of reach")
     parser.add_argument("--no-redis", action="store_true", help="count limits in the gateway process")
