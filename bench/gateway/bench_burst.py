@@ -62,6 +62,14 @@ GATEWAY_SERIES = {
     "gateway_cpu_s": "process_cpu_seconds_total",
     "refused_in_full": 'pixtools_http_request_seconds_count{method="POST",route="/v1/jobs",status="429"}',
     "refused_in_all": 'pixtools_http_limited_total{route_class="submissions"}',
+    # B's reads as the gateway itself timed them (only B reads a job during the run): inside the app, after the
+    # event loop got to them, against the client's view, which adds the loop's queue and the wire.
+    **{
+        f"reads_within_{bound}": f'pixtools_http_request_seconds_bucket{{le="{bound}",method="GET",'
+        f'route="/v1/jobs/{{job_id}}",status="200"}}'
+        for bound in ("0.005", "0.01", "0.025")
+    },
+    "reads": 'pixtools_http_request_seconds_count{method="GET",route="/v1/jobs/{job_id}",status="200"}',
 }
 
 
@@ -143,6 +151,7 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         async with session.post("/v1/jobs", json=URL_JOB) as answer:
             job_path = f"/v1/jobs/{(await answer.json())['job_id']}"
         await read_at_rate(session, job_path, args.read_rate, time.perf_counter() + 1)  # warm-up
+        counts_idle = await gateway_counts(session)
         idle, idle_statuses = await read_at_rate(
             session, job_path, args.read_rate, time.perf_counter() + args.idle_seconds
         )
@@ -155,6 +164,7 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         loop = asyncio.get_running_loop()
         finished = loop.run_in_executor(None, functools.partial(results.get, timeout=600))
         counts_before = await gateway_counts(session)
+        idle_counts = {name: counts_before[name] - counts_idle[name] for name in counts_before}
         burster.start()
         during, during_statuses = await read_at_rate(session, job_path, args.read_rate, finished)
         burster.join()
@@ -183,6 +193,12 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         "b_burst_p50_ms": percentile(during, 0.5),
         "b_burst_p99_ms": during_p99,
         "b_p99_ratio": during_p99 / idle_p99,
+        **{
+            f"b_server_share_over_{bound}_ms_{phase}": 1
+            - phase_counts[f"reads_within_{le}"] / max(1.0, phase_counts["reads"])
+            for phase, phase_counts in (("idle", idle_counts), ("burst", counts))
+            for bound, le in (("5", "0.005"), ("10", "0.01"), ("25", "0.025"))
+        },
     }
 
 
