@@ -45,11 +45,6 @@ OUTBOX_COLUMNS = ("event_id", "event_type", "routing_key", "body", "headers")
 """The columns of an outbox row that a writer sets; the rest have defaults."""
 
 
-def outbox_rows(events: Iterable[OutboxEvent]) -> list[dict[str, Any]]:
-    """The outbox rows of these events, one per event, as every writer of the table stores them."""
-    return [EncodedEvent.of(event).row() for event in events]
-
-
 def _envelope(body: bytes) -> dict[str, str]:
     """The string fields of a stored event body: the sweep reads correlation_id and producer from it."""
     try:
@@ -126,17 +121,15 @@ class OutboxRelay:
         self._marker: asyncio.Task[None] | None = None
         self._stopped = False
 
-    def dispatch_soon(self, events: Sequence[OutboxEvent | EncodedEvent]) -> None:
+    def dispatch_soon(self, events: Sequence[EncodedEvent]) -> None:
         """Publish events whose transaction has just committed, without waiting for the polling loop.
 
-        Events staged by `add_events` or `stage_event_rows` come already encoded, and are published with their
-        row's body bytes; an event deferred as a model is serialized here.
+        `add_events` and `stage_event_rows` stage them encoded, so they go out with their row's body bytes.
         """
         # A session opened before `stop` may still commit; its rows are left to the next relay's sweep.
         if events and not self._stopped:
-            encoded = [item if isinstance(item, EncodedEvent) else EncodedEvent.of(item) for item in events]
-            self._in_flight |= {item.event_id for item in encoded}
-            task = asyncio.create_task(self._dispatch(encoded))
+            self._in_flight |= {event.event_id for event in events}
+            task = asyncio.create_task(self._dispatch(list(events)))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
 

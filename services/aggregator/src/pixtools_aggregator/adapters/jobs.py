@@ -16,8 +16,7 @@ from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
 from pixtools_db.commits import defer
-from pixtools_db.encoded_events import EncodedEvent
-from pixtools_db.outbox import OUTBOX_TOPIC
+from pixtools_db.outbox import stage_event_rows
 
 _Row = TypeVar("_Row", Job, Step)
 
@@ -47,7 +46,7 @@ class SqlJobRepository:
         self._outputs_conflicted: set[uuid.UUID] = set()
         self._listed_unwritten: set[uuid.UUID] = set()
         self._notified: dict[uuid.UUID, None] = {}
-        self._staged: list[EncodedEvent] = []
+        self._staged_rows: list[dict[str, Any]] = []
 
     async def prepare(self, events: Sequence[Event]) -> None:
         """Claim these events' inbox rows, lock the jobs of the new ones and load their steps, in one statement."""
@@ -160,9 +159,8 @@ class SqlJobRepository:
         jobs = _changed(self._jobs.values(), sql.JOB_STATE_COLUMNS)
         steps = _changed((step for steps in self._steps.values() for step in steps), sql.STEP_STATE_COLUMNS)
         job_ids, self._notified = list(self._notified), {}
-        events, self._staged = self._staged, []
-        event_rows = [event.row() for event in events]
-        if not (jobs or steps or job_ids or events or outputs):
+        event_rows, self._staged_rows = self._staged_rows, []
+        if not (jobs or steps or job_ids or event_rows or outputs):
             return
         parameters = {
             "job_ids": [job.id for job in jobs],
@@ -198,9 +196,7 @@ class SqlJobRepository:
 
     def stage(self, event: Event) -> None:
         """Put an event in the outbox: its row is written before the commit, and the relay publishes it after."""
-        encoded = EncodedEvent.of(event)
-        defer(self._session, OUTBOX_TOPIC, [encoded])
-        self._staged.append(encoded)
+        self._staged_rows.extend(stage_event_rows(self._session, [event]))
 
     def add_webhook(self, delivery: WebhookDelivery) -> None:
         """Queue a webhook delivery with the transaction; the dispatcher hears of it when it commits."""
