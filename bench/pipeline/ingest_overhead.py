@@ -3,9 +3,10 @@
 Each round runs the real ingest service (its consumer, CPU pool, local blob store) on a fresh namespace of the
 real broker, queues N commands at once from a second channel (their encoding is not counted), waits for N step
 outcomes, and reports this process's CPU per command, the bare loop's CPU per image, and the step.started
-events per command (a saturated pool is where slow-start announcements come from):
+events per command (a saturated pool is where slow-start announcements come from). LOOP is the event loop the
+round runs on: uvloop, as `pixtools-ingest` runs (`pixtools_platform.runtime`), or asyncio's own, to compare:
 
-    .venv/bin/python bench/pipeline/ingest_overhead.py [N=200] [ROUNDS=3]
+    .venv/bin/python bench/pipeline/ingest_overhead.py [N=200] [ROUNDS=3] [LOOP=uvloop|asyncio]
 """
 
 import asyncio
@@ -21,6 +22,7 @@ from pathlib import Path
 
 os.environ.update({"PIXTOOLS_LOG_LEVEL": "WARNING", "PIXTOOLS_OPS_PORT": "0"})
 import aio_pika
+import uvloop
 from PIL import Image
 
 from pixtools_contracts import ObjectRef, Pipeline, StepRequested, first_steps, plan
@@ -30,6 +32,7 @@ from pixtools_platform.broker.topology import Topology
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+LOOP = sys.argv[3] if len(sys.argv) > 3 else "uvloop"
 
 
 def jpeg():
@@ -130,9 +133,9 @@ async def main():
         ms, wall, started = await one_round(data)
         print(
             f"round {r}: ingest {ms:.2f} ms/msg  bare {b:.2f} ms/img  overhead {ms - b:.2f} ms"
-            f"  (wall {wall:.1f}s) step.started/msg {started / N:.2f}",
+            f"  (wall {wall:.1f}s) step.started/msg {started / N:.2f} loop {type(asyncio.get_running_loop()).__name__}",
             flush=True,
         )
 
 
-asyncio.run(main())
+{"uvloop": uvloop.run, "asyncio": asyncio.run}[LOOP](main())

@@ -1,10 +1,12 @@
-"""Run a worker until SIGTERM or SIGINT, then drain it."""
+"""Run a worker on uvloop until SIGTERM or SIGINT, then drain it."""
 
 import asyncio
 import logging
 import signal
 from collections.abc import Callable
 from typing import Protocol
+
+import uvloop
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ async def serve(worker: Worker) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await worker.start()
-    log.info("started")
+    log.info("started", extra={"event_loop": f"{type(loop).__module__}.{type(loop).__qualname__}"})
     await stopping.wait()
     log.info("stopping: draining in-flight work")
     await worker.stop()
@@ -36,5 +38,8 @@ async def serve(worker: Worker) -> None:
 
 
 def run(build: Callable[[], Worker]) -> None:
-    """Entry point for console scripts: build the worker and serve it."""
-    asyncio.run(serve(build()))
+    """Entry point for console scripts: build the worker and serve it on uvloop.
+
+    aio-pika's frame handling and asyncpg's protocol run per message on the loop: uvloop's cost less CPU there.
+    """
+    uvloop.run(serve(build()))
