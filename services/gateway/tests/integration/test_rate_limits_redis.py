@@ -1,4 +1,4 @@
-"""The limiter's one-round-trip window on real Redis: the library's moving window, spent and read in one script."""
+"""The limiter's one-round-trip window on real Redis: the library's moving-window scripts in one pipeline."""
 
 import asyncio
 import os
@@ -44,7 +44,7 @@ async def test_the_redis_window_allows_the_burst_then_refuses_and_charges_nothin
     assert not (await limiter.spend(tenant, "submissions", rate=5)).allowed
 
 
-async def test_the_script_counts_in_the_libraries_own_window(limiter):
+async def test_the_pipeline_counts_in_the_libraries_own_window(limiter):
     tenant = f"tenant-{uuid.uuid4()}"
     library = _library_on(limiter)
     item = limiter.item(5)
@@ -59,6 +59,22 @@ async def test_the_script_counts_in_the_libraries_own_window(limiter):
     assert (last.allowed, last.remaining) == (True, 0)
     assert (over.allowed, over.remaining) == (False, 0)
     assert (await library.get_window_stats(item, tenant, "reads")).remaining == 0
+
+
+async def test_a_redis_that_lost_its_scripts_loads_them_and_answers(limiter):
+    tenant = f"tenant-{uuid.uuid4()}"
+    await limiter.spend(tenant, "reads", rate=5)
+    failures = LIMITER_FAILURES.labels("rate")._value.get()
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    await client.script_flush()
+    await client.aclose()
+
+    verdict = await limiter.spend(tenant, "reads", rate=5, cost=2)
+
+    # Counted in Redis, not in this process: the library's own reading agrees and no failure was recorded.
+    assert (verdict.allowed, verdict.remaining) == (True, 7)
+    assert (await _library_on(limiter).get_window_stats(limiter.item(5), tenant, "reads")).remaining == 7
+    assert LIMITER_FAILURES.labels("rate")._value.get() == failures
 
 
 async def test_a_redis_that_never_answers_is_counted_in_process_after_the_checks_timeout():

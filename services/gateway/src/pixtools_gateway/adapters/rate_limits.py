@@ -4,10 +4,10 @@ The counting is the `limits` library's moving window: a tenant allowed `rate` a 
 window_s` within any `window_s` seconds, so a sustained rate is capped at `rate` and a burst at `window_s`
 times it. Redis makes the count one for every replica.
 
-With Redis, a check is one round trip: one script spends from the library's moving window (the same list of
-timestamps at the same key) and reads the window back for the RateLimit fields, where the library's `hit` and
-`get_window_stats` take two. Each round trip is an await after which the request resumes behind whatever else
-the event loop has queued, such as another tenant's burst (measured; see docs/benchmarks.md, `isolation`).
+With Redis, a check is one round trip: the library's own two scripts (the moving window's spend, then its read
+for the RateLimit fields) go out in one pipeline, where the library's `hit` and `get_window_stats` send them in
+two. Each round trip is an await after which the request resumes behind whatever else the event loop has
+queued, such as another tenant's burst (measured; see docs/benchmarks.md, `isolation`).
 
 When Redis fails, the limiter fails open to this process's own count for `retry_s`, with a logged warning and
 a metric: no request is refused or fails for want of Redis, and a tenant within its limits is never refused
@@ -22,14 +22,16 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
+import redis.asyncio
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from prometheus_client import Counter
+from redis.exceptions import NoScriptError
 
 # A refused or unanswered connection fails fast. A check's timeout is counted on the event loop, which lags under
 # a burst: a short one would read a busy gateway as a Redis outage and switch the limits off exactly when they
@@ -58,50 +60,6 @@ class Verdict:
     reset_s: int
 
 
-# The library's moving window in Redis is a list of the timestamps spent, newest first, trimmed to the limit
-# (acquire_moving_window.lua); this spends from it the same way, then reads it back as moving_window.lua does.
-# KEYS[1]: the window. ARGV: now, limit, expiry (s), cost. Returns {1 or 0 (allowed), the oldest timestamp within
-# the window (now when none is), how many entries are within it}.
-SPEND_AND_READ_WINDOW = """
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local expiry = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local since = now - expiry
-local allowed = 0
-if cost <= limit then
-    local entry = redis.call('lindex', KEYS[1], limit - cost)
-    if not (entry and tonumber(entry) >= since) then
-        local entries = {}
-        for i = 1, cost do
-            entries[i] = ARGV[1]
-        end
-        for i = 1, #entries, 5000 do
-            redis.call('lpush', KEYS[1], unpack(entries, i, math.min(i + 4999, #entries)))
-        end
-        redis.call('ltrim', KEYS[1], 0, limit - 1)
-        redis.call('expire', KEYS[1], expiry)
-        allowed = 1
-    end
-end
-local low, high, last = 0, limit - 1, -1
-while low <= high do
-    local middle = math.floor((low + high) / 2)
-    local value = tonumber(redis.call('lindex', KEYS[1], middle))
-    if value and value >= since then
-        last = middle
-        low = middle + 1
-    else
-        high = middle - 1
-    end
-end
-if last < 0 then
-    return {allowed, ARGV[1], 0}
-end
-return {allowed, redis.call('lindex', KEYS[1], last), last + 1}
-"""
-
-
 class Window(Protocol):
     """A moving window to spend from: (allowed, when the window next frees (epoch s), what remains of it)."""
 
@@ -123,28 +81,49 @@ class LibraryWindow:
         return allowed, reset_time, remaining
 
 
-class RedisScriptWindow:
-    """The library's moving window in its Redis storage, spent and read back in one script: one round trip."""
+class RedisPipelinedWindow:
+    """The library's moving window in its Redis storage: its own two scripts, sent in one pipeline.
+
+    The acquire script and the window script are the ones `hit` and `get_window_stats` run, by their hashes, in
+    one round trip without a transaction (the window script reads what the acquire script just wrote, since Redis
+    runs a connection's commands in order). A Redis that has not loaded them yet (a restart, `SCRIPT FLUSH`)
+    answers NOSCRIPT: the scripts are loaded and the pipeline sent once more.
+    """
 
     def __init__(self, storage: RedisStorage) -> None:
         self._bridge = cast(RedispyBridge, storage.bridge)
-        self._script = self._bridge.get_connection().register_script(SPEND_AND_READ_WINDOW.encode())
 
     async def spend(self, item: RateLimitItem, key: tuple[str, ...], cost: int) -> tuple[bool, float, int]:
-        """Spend and read in one EVALSHA; Redis errors are raised as the library's `StorageError`.
+        """Spend and read in one round trip; Redis errors are raised as the library's `StorageError`.
 
         A check cut off by its timeout leaves no half-read answer behind: redis-py drops a connection whose
         command was interrupted.
         """
         expiry = item.get_expiry()
+        redis_key = self._bridge.prefixed_key(item.key_for(*key))
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
-                allowed, oldest, count = await self._script(
-                    [self._bridge.prefixed_key(item.key_for(*key))], [time.time(), item.amount, expiry, cost]
-                )
+                try:
+                    acquired, window = await self._send(redis_key, item.amount, expiry, cost)
+                except NoScriptError:
+                    for script in (self._bridge.lua_acquire_moving_window, self._bridge.lua_moving_window):
+                        await self._client().script_load(script.script)
+                    acquired, window = await self._send(redis_key, item.amount, expiry, cost)
         except self._bridge.base_exceptions as error:
             raise StorageError(error) from error
-        return bool(allowed), float(oldest) + expiry, item.amount - int(count)
+        now = time.time()
+        oldest, count = (float(window[0]), int(window[1])) if window else (now, 0)
+        return bool(acquired), oldest + expiry, item.amount - count
+
+    def _client(self) -> redis.asyncio.Redis:
+        return cast(redis.asyncio.Redis, self._bridge.get_connection())
+
+    async def _send(self, redis_key: str, limit: int, expiry: int, cost: int) -> list[Any]:
+        now = time.time()
+        async with self._client().pipeline(transaction=False) as pipeline:
+            pipeline.evalsha(self._bridge.lua_acquire_moving_window.sha, 1, redis_key, now, limit, expiry, cost)
+            pipeline.evalsha(self._bridge.lua_moving_window.sha, 1, redis_key, now - expiry, limit)
+            return await pipeline.execute()
 
 
 class StorageDown:
@@ -174,7 +153,7 @@ class RateLimiter:
 
     def __init__(self, storage: Storage, *, window_s: int, retry_s: float) -> None:
         self._shared: Window = (
-            RedisScriptWindow(storage) if isinstance(storage, RedisStorage) else LibraryWindow(storage)
+            RedisPipelinedWindow(storage) if isinstance(storage, RedisStorage) else LibraryWindow(storage)
         )
         self._local: Window = self._shared if isinstance(storage, MemoryStorage) else LibraryWindow(MemoryStorage())
         self._window_s = window_s
