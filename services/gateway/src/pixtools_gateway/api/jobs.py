@@ -168,8 +168,14 @@ async def read_job(job_id: uuid.UUID, request: Request, tenant_id: TenantId, sha
 
     output_url = functools.partial(shared.output_url, str(request.base_url).rstrip("/"))
 
-    async with shared.reader.connect() as connection:
+    # Closed by hand: `async with` closes through a task of its own (SQLAlchemy's guard against a cancelled close),
+    # one more turn of the event loop to wait through behind other tenants' work. An autocommit read has nothing to
+    # roll back, so its close returns the connection to the pool without awaiting anything.
+    connection = await shared.reader.connect()
+    try:
         view = await read_job_view(connection, tenant_id=tenant_id, job_id=job_id, output_url=output_url)
+    finally:
+        await connection.close()
     # Serialised once here; returning the model would make FastAPI validate it a second time.
     return Response(view.model_dump_json(), media_type="application/json")
 
