@@ -32,22 +32,25 @@ from bench_pipeline import HEADERS, NAMESPACE, PORTS, ROOT, Completions, sample_
 from pixtools_devstack.stack import running_stack
 
 STATEMENTS = """
-SELECT calls, total_exec_time, jit_functions, shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied,
+SELECT calls, total_exec_time, total_plan_time, plans, jit_functions,
+       shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied,
        wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') AS query
 FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid
 WHERE d.datname = $1 AND calls > 0
 ORDER BY total_exec_time DESC
 """
+TRANSACTIONS = "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = $1"
 TABLES = """
 SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
 FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname
 """
 
 
-async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record], asyncpg.Record]:
     connection = await asyncpg.connect(f"{server}/{database}")
     try:
-        return await connection.fetch(STATEMENTS, database), await connection.fetch(TABLES)
+        statements, tables = await connection.fetch(STATEMENTS, database), await connection.fetch(TABLES)
+        return statements, tables, await connection.fetchrow(TRANSACTIONS, database)
     finally:
         await connection.close()
 
@@ -64,13 +67,19 @@ async def reset(server: str, database: str) -> None:
 def report(title: str, per: int, statements: list[asyncpg.Record], limit: int) -> None:
     calls = sum(row["calls"] for row in statements)
     time_ms = sum(row["total_exec_time"] for row in statements)
+    plan_ms = sum(row["total_plan_time"] for row in statements)
     jit = sum(row["jit_functions"] for row in statements)
-    print(f"\n## {title}: {calls / per:.2f} statements, {time_ms / per:.3f} ms of execution per unit ({per} units)")
+    print(
+        f"\n## {title}: {calls / per:.2f} statements, {time_ms / per:.3f} ms of execution and {plan_ms / per:.3f} ms"
+        f" of planning per unit ({per} units)"
+    )
+    print("(planning is counted where pg_stat_statements.track_planning is on)")
     print(f"functions JIT-compiled in the whole phase: {jit}")
-    print("calls/unit  ms/unit  blocks/unit  dirtied/unit  WAL-bytes/unit  statement")
+    print("calls/unit  ms/unit  plans/unit  plan-ms/unit  blocks/unit  dirtied/unit  WAL-bytes/unit  statement")
     for row in statements[:limit]:
         print(
-            f"{row['calls'] / per:10.2f}  {row['total_exec_time'] / per:7.3f}  {row['blocks'] / per:11.1f}"
+            f"{row['calls'] / per:10.2f}  {row['total_exec_time'] / per:7.3f}  {row['plans'] / per:10.2f}"
+            f"  {row['total_plan_time'] / per:12.3f}  {row['blocks'] / per:11.1f}"
             f"  {row['shared_blks_dirtied'] / per:12.2f}  {float(row['wal_bytes']) / per:14.0f}  {row['query'][:160]}"
         )
 
@@ -90,16 +99,19 @@ async def run(args: argparse.Namespace, gateway_url: str) -> None:
         await reset(args.server, args.database)
         _, _, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
         await asyncio.sleep(args.settle_seconds)
-        written, tables = await phase(args.server, args.database)
+        written, tables, transactions = await phase(args.server, args.database)
         await reset(args.server, args.database)
         for _ in range(args.reads_per_job):
             for job_id in job_ids:
                 async with client.get(f"/v1/jobs/{job_id}") as response:
                     response.raise_for_status()
                     await response.read()
-        read, _ = await phase(args.server, args.database)
+        read, _, _ = await phase(args.server, args.database)
     await connection.close()
     report("write burst, per job", args.jobs, written, args.limit)
+    wal = sum(float(row["wal_bytes"]) for row in written) / args.jobs
+    commits, rollbacks = transactions["xact_commit"] / args.jobs, transactions["xact_rollback"] / args.jobs
+    print(f"WAL {wal:.0f} bytes per job; transactions per job: {commits:.2f} committed, {rollbacks:.2f} rolled back")
     print("\ntable  inserted  updated  HOT-updated  deleted (whole burst)")
     for row in tables:
         print(f"{row['relname']}  {row['n_tup_ins']}  {row['n_tup_upd']}  {row['n_tup_hot_upd']}  {row['n_tup_del']}")
