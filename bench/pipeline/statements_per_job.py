@@ -19,6 +19,7 @@ with its calls, time and buffers per job (per read for the read phase). The coun
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,41 @@ TABLES = """
 SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
 FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname
 """
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU seconds so far of the server: the postmaster and every process under it, with their reaped children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[pid], spent[pid] = int(fields[1]), sum(map(int, fields[11:15])) / ticks
+    total = 0.0
+    for pid, seconds in spent.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor != postmaster:
+            ancestor = parents.get(ancestor, 0)
+        total += seconds if ancestor == postmaster else 0.0
+    return total
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of a process on this machine."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+async def postmaster_pid(server: str, database: str) -> int:
+    """The server's postmaster: the parent of a backend (the server must run on this machine)."""
+    connection = await asyncpg.connect(f"{server}/{database}")
+    try:
+        backend = await connection.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await connection.close()
+    return parent_pid(backend)
 
 
 async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record], asyncpg.Record]:
@@ -97,8 +133,11 @@ async def run(args: argparse.Namespace, gateway_url: str) -> None:
                 response.raise_for_status()
         await asyncio.sleep(2)  # let the warm-up's trailing work (outbox marks, key usage) finish
         await reset(args.server, args.database)
+        postmaster = await postmaster_pid(args.server, args.database)
+        cpu_before = server_cpu_seconds(postmaster)
         _, _, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
         await asyncio.sleep(args.settle_seconds)
+        server_cpu = server_cpu_seconds(postmaster) - cpu_before
         written, tables, transactions = await phase(args.server, args.database)
         await reset(args.server, args.database)
         for _ in range(args.reads_per_job):
@@ -112,6 +151,7 @@ async def run(args: argparse.Namespace, gateway_url: str) -> None:
     wal = sum(float(row["wal_bytes"]) for row in written) / args.jobs
     commits, rollbacks = transactions["xact_commit"] / args.jobs, transactions["xact_rollback"] / args.jobs
     print(f"WAL {wal:.0f} bytes per job; transactions per job: {commits:.2f} committed, {rollbacks:.2f} rolled back")
+    print(f"the server's CPU (all its processes, burst and settling): {1000 * server_cpu / args.jobs:.2f} ms per job")
     print("\ntable  inserted  updated  HOT-updated  deleted (whole burst)")
     for row in tables:
         print(f"{row['relname']}  {row['n_tup_ins']}  {row['n_tup_upd']}  {row['n_tup_hot_upd']}  {row['n_tup_del']}")
