@@ -26,7 +26,8 @@ async def _promises_hold(dsn: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         tenant = uuid.uuid4()
-        await connection.execute("INSERT INTO tenants (id, name, webhook_secret) VALUES ($1::uuid, $1::text, 'x')", tenant)
+        tenants = "INSERT INTO tenants (id, name, webhook_secret) VALUES ($1::uuid, $1::text, 'x')"
+        await connection.execute(tenants, tenant)
         values = " VALUES ($1, $2, '[]', 1, 1, 'c', $3)"
         for _ in range(2):
             await connection.execute(JOB + values, uuid.uuid4(), tenant, None)
