@@ -76,10 +76,10 @@ async def postmaster_pid(server: str, database: str) -> int:
     """The server's postmaster: the parent of a backend (the server must run on this machine)."""
     connection = await asyncpg.connect(f"{server}/{database}")
     try:
-        backend = await connection.fetchval("SELECT pg_backend_pid()")
+        # Read while the backend is still there: it exits when the connection closes.
+        return parent_pid(await connection.fetchval("SELECT pg_backend_pid()"))
     finally:
         await connection.close()
-    return parent_pid(backend)
 
 
 async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record], asyncpg.Record]:
