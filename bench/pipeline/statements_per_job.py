@@ -19,6 +19,7 @@ with its calls, time and buffers per job (per read for the read phase). The coun
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,22 +33,60 @@ from bench_pipeline import HEADERS, NAMESPACE, PORTS, ROOT, Completions, sample_
 from pixtools_devstack.stack import running_stack
 
 STATEMENTS = """
-SELECT calls, total_exec_time, jit_functions, shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied,
+SELECT calls, total_exec_time, total_plan_time, plans, jit_functions,
+       shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied,
        wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') AS query
 FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid
 WHERE d.datname = $1 AND calls > 0
 ORDER BY total_exec_time DESC
 """
+TRANSACTIONS = "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = $1"
 TABLES = """
 SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
 FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname
 """
 
 
-async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU seconds so far of the server: the postmaster and every process under it, with their reaped children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[pid], spent[pid] = int(fields[1]), sum(map(int, fields[11:15])) / ticks
+    total = 0.0
+    for pid, seconds in spent.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor != postmaster:
+            ancestor = parents.get(ancestor, 0)
+        total += seconds if ancestor == postmaster else 0.0
+    return total
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of a process on this machine."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+async def postmaster_pid(server: str, database: str) -> int:
+    """The server's postmaster: the parent of a backend (the server must run on this machine)."""
     connection = await asyncpg.connect(f"{server}/{database}")
     try:
-        return await connection.fetch(STATEMENTS, database), await connection.fetch(TABLES)
+        # Read while the backend is still there: it exits when the connection closes.
+        return parent_pid(await connection.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await connection.close()
+
+
+async def phase(server: str, database: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record], asyncpg.Record]:
+    connection = await asyncpg.connect(f"{server}/{database}")
+    try:
+        statements, tables = await connection.fetch(STATEMENTS, database), await connection.fetch(TABLES)
+        return statements, tables, await connection.fetchrow(TRANSACTIONS, database)
     finally:
         await connection.close()
 
@@ -64,13 +103,19 @@ async def reset(server: str, database: str) -> None:
 def report(title: str, per: int, statements: list[asyncpg.Record], limit: int) -> None:
     calls = sum(row["calls"] for row in statements)
     time_ms = sum(row["total_exec_time"] for row in statements)
+    plan_ms = sum(row["total_plan_time"] for row in statements)
     jit = sum(row["jit_functions"] for row in statements)
-    print(f"\n## {title}: {calls / per:.2f} statements, {time_ms / per:.3f} ms of execution per unit ({per} units)")
+    print(
+        f"\n## {title}: {calls / per:.2f} statements, {time_ms / per:.3f} ms of execution and {plan_ms / per:.3f} ms"
+        f" of planning per unit ({per} units)"
+    )
+    print("(planning is counted where pg_stat_statements.track_planning is on)")
     print(f"functions JIT-compiled in the whole phase: {jit}")
-    print("calls/unit  ms/unit  blocks/unit  dirtied/unit  WAL-bytes/unit  statement")
+    print("calls/unit  ms/unit  plans/unit  plan-ms/unit  blocks/unit  dirtied/unit  WAL-bytes/unit  statement")
     for row in statements[:limit]:
         print(
-            f"{row['calls'] / per:10.2f}  {row['total_exec_time'] / per:7.3f}  {row['blocks'] / per:11.1f}"
+            f"{row['calls'] / per:10.2f}  {row['total_exec_time'] / per:7.3f}  {row['plans'] / per:10.2f}"
+            f"  {row['total_plan_time'] / per:12.3f}  {row['blocks'] / per:11.1f}"
             f"  {row['shared_blks_dirtied'] / per:12.2f}  {float(row['wal_bytes']) / per:14.0f}  {row['query'][:160]}"
         )
 
@@ -88,18 +133,25 @@ async def run(args: argparse.Namespace, gateway_url: str) -> None:
                 response.raise_for_status()
         await asyncio.sleep(2)  # let the warm-up's trailing work (outbox marks, key usage) finish
         await reset(args.server, args.database)
+        postmaster = await postmaster_pid(args.server, args.database)
+        cpu_before = server_cpu_seconds(postmaster)
         _, _, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
         await asyncio.sleep(args.settle_seconds)
-        written, tables = await phase(args.server, args.database)
+        server_cpu = server_cpu_seconds(postmaster) - cpu_before
+        written, tables, transactions = await phase(args.server, args.database)
         await reset(args.server, args.database)
         for _ in range(args.reads_per_job):
             for job_id in job_ids:
                 async with client.get(f"/v1/jobs/{job_id}") as response:
                     response.raise_for_status()
                     await response.read()
-        read, _ = await phase(args.server, args.database)
+        read, _, _ = await phase(args.server, args.database)
     await connection.close()
     report("write burst, per job", args.jobs, written, args.limit)
+    wal = sum(float(row["wal_bytes"]) for row in written) / args.jobs
+    commits, rollbacks = transactions["xact_commit"] / args.jobs, transactions["xact_rollback"] / args.jobs
+    print(f"WAL {wal:.0f} bytes per job; transactions per job: {commits:.2f} committed, {rollbacks:.2f} rolled back")
+    print(f"the server's CPU (all its processes, burst and settling): {1000 * server_cpu / args.jobs:.2f} ms per job")
     print("\ntable  inserted  updated  HOT-updated  deleted (whole burst)")
     for row in tables:
         print(f"{row['relname']}  {row['n_tup_ins']}  {row['n_tup_upd']}  {row['n_tup_hot_upd']}  {row['n_tup_del']}")

@@ -159,7 +159,14 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
+        # Partial: only keyed jobs need the entry, and every job update (never HOT) would write it again.
+        Index(
+            "uq_jobs_tenant_idempotency_key",
+            "tenant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         Index("ix_jobs_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
         Index("ix_jobs_tenant_state_created", "tenant_id", "state", text("created_at DESC"), text("id DESC")),
         Index("ix_jobs_batch_position", "batch_id", "batch_position", postgresql_where=text("batch_id IS NOT NULL")),
@@ -194,7 +201,8 @@ class Output(Base):
 
     __tablename__ = "outputs"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # No foreign key of its own to jobs: (job_id, step_id) references the step, which references the job.
+    job_id: Mapped[uuid.UUID] = mapped_column()
     step_id: Mapped[str] = mapped_column(String(64))
     op: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(64))

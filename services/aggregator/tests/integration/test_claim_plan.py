@@ -1,0 +1,77 @@
+"""The group's claim statement finds its jobs and steps by key, whatever the planner knows of the tables."""
+
+import asyncio
+import secrets
+import uuid
+
+import asyncpg
+import pytest
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from pixtools_aggregator.adapters import job_statements as sql
+from pixtools_db.migrate import alembic_config
+
+pytestmark = pytest.mark.integration
+
+# Postgres switches a prepared statement to its generic plan after five runs when it costs no more than the custom
+# ones: the test plans it that way at once.
+GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
+
+SEED = """
+WITH tenant AS (INSERT INTO tenants (id, name, webhook_secret) VALUES (gen_random_uuid(), 'plan', 'x') RETURNING id),
+jobs AS (
+    INSERT INTO jobs (id, tenant_id, pipeline, step_count, leaf_count, correlation_id)
+    SELECT gen_random_uuid(), tenant.id, '[]', 1, 1, 'c' FROM tenant, generate_series(1, $1)
+    RETURNING id
+)
+INSERT INTO steps (job_id, step_id, position, op, params, is_leaf) SELECT id, '0', 0, 'convert', '{}', true FROM jobs
+"""
+
+
+async def _claim_plan(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn, server_settings=GENERIC_PLANS)
+    try:
+        # A few hundred jobs and no statistics (this machine's server runs without autovacuum): the generic plan of
+        # the earlier `IN (subquery)` form scanned both tables whole here.
+        await connection.execute(SEED, 300)
+        job_id = await connection.fetchval("SELECT id FROM jobs LIMIT 1")
+        await connection.execute(f"PREPARE claim(uuid[], uuid[]) AS {sql.CLAIM_LOCK_AND_STEPS}")
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            # EXPLAIN takes no parameters; the ids are uuids, so they can be spelled out.
+            arrays = f"ARRAY['{uuid.uuid4()}']::uuid[], ARRAY['{job_id}']::uuid[]"
+            rows = await connection.fetch(f"EXPLAIN (ANALYZE) EXECUTE claim({arrays})")
+        finally:
+            # Only the plan is wanted: the claim it made goes.
+            await transaction.rollback()
+        return "\n".join(row[0] for row in rows)
+    finally:
+        await connection.close()
+
+
+def test_the_claim_statement_reads_jobs_and_steps_by_key_in_its_generic_plan(infra):
+    server = make_url(infra.postgres_url)
+    name = f"pixtools_plan_{secrets.token_hex(4)}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    dsn = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        command.upgrade(alembic_config(url), "head")
+        plan = asyncio.run(_claim_plan(dsn))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    assert "Seq Scan on jobs" not in plan, plan
+    assert "Seq Scan on steps" not in plan, plan
+    assert "Index Scan using jobs_pkey on jobs" in plan, plan
+    assert "Index Scan using steps_pkey on steps" in plan, plan
