@@ -36,6 +36,19 @@ def on_commit(sessions: async_sessionmaker[AsyncSession], topic: str, hook: Comm
     sessions.configure(info=info)
 
 
+def committed(sessions: async_sessionmaker[AsyncSession], topic: str, items: list[Any]) -> None:
+    """Hand items straight to the factory's hook for `topic`, for a writer whose own statement has committed.
+
+    For a single statement run in autocommit on a connection of the factory's engine: it committed when it
+    returned, so there is no session transaction to wait for. A writer that fails before calling this hands
+    nothing over, as a rollback would.
+    """
+    hooks: dict[str, CommitHook] = (sessions.kw.get("info") or {}).get(_HOOKS, {})
+    hook = hooks.get(topic)
+    if hook is not None and items:
+        hook(items)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_hooks(session: Session) -> None:
     pending: dict[str, list[Any]] | None = session.info.pop(_PENDING, None)

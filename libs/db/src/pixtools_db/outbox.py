@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
 
-from pixtools_db.commits import defer, on_commit
+from pixtools_db.commits import committed, defer, on_commit
 from pixtools_db.encoded_events import EncodedEvent, OutboxEvent
 from pixtools_db.schema import Outbox
 
@@ -39,6 +39,21 @@ def stage_event_rows(session: AsyncSession, events: Iterable[OutboxEvent]) -> li
     encoded = [EncodedEvent.of(event) for event in events]
     defer(session, OUTBOX_TOPIC, encoded)
     return [item.row() for item in encoded]
+
+
+def encode_events(events: Iterable[OutboxEvent]) -> list[EncodedEvent]:
+    """Events encoded once, for a writer that inserts their rows (`EncodedEvent.row`) in an autocommit statement
+    of its own and then hands them over with `events_committed`."""
+    return [EncodedEvent.of(event) for event in events]
+
+
+def events_committed(sessions: async_sessionmaker[AsyncSession], events: list[EncodedEvent]) -> None:
+    """Hand events whose outbox rows have just committed to the relay watching `sessions`, to publish at once.
+
+    Only after the statement that inserted the rows returned: until then nothing was committed. A writer killed
+    between the two leaves committed rows that the relay's sweep publishes after its grace period.
+    """
+    committed(sessions, OUTBOX_TOPIC, events)
 
 
 OUTBOX_COLUMNS = ("event_id", "event_type", "routing_key", "body", "headers")

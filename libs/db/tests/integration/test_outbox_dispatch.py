@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import JobCancelled
 from pixtools_db import Outbox, create_engine, session_factory
-from pixtools_db.outbox import OutboxRelay, add_events, stage_event_rows
+from pixtools_db.outbox import OutboxRelay, add_events, encode_events, events_committed, stage_event_rows
 from pixtools_platform.broker import Publisher, Topology
 
 pytestmark = pytest.mark.integration
@@ -116,6 +116,22 @@ async def test_an_event_staged_as_rows_is_published_with_its_rows_body(relayed: 
     assert await _marked_published(relayed.sessions, event.event_id)
 
 
+async def test_an_event_inserted_in_autocommit_is_published_once_handed_over(relayed: Relayed) -> None:
+    # The gateway's submission path: its own single INSERT in autocommit, no session, then the hand-over.
+    event = _cancelled()
+    encoded = encode_events([event])
+    engine = relayed.sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(insert(Outbox), [item.row() for item in encoded])
+    assert await _next_message_id(relayed.heard, timeout_s=0.5) is None, "published before the hand-over"
+    events_committed(relayed.sessions, encoded)
+    message = await _next_message(relayed.heard, timeout_s=5)
+    assert message is not None
+    assert message.message_id == str(event.event_id)
+    assert message.body == event.model_dump_json().encode()
+    assert await _marked_published(relayed.sessions, event.event_id)
+
+
 async def _next_message(queue: AbstractQueue, timeout_s: float) -> AbstractIncomingMessage | None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
@@ -172,7 +188,7 @@ _KILLED_WRITER = textwrap.dedent(
     from pixtools_contracts import JobCancelled
     from sqlalchemy import insert
     from pixtools_db import Outbox, create_engine, session_factory
-    from pixtools_db.outbox import OutboxRelay, add_events, stage_event_rows
+    from pixtools_db.outbox import OutboxRelay, add_events, encode_events, events_committed, stage_event_rows
 
     class DiesOnPublish:
         async def publish_json(self, *args, **kwargs):
@@ -185,11 +201,18 @@ _KILLED_WRITER = textwrap.dedent(
             event_id=uuid.UUID(sys.argv[2]), job_id=uuid.uuid4(), tenant_id=uuid.uuid4(),
             correlation_id="c", producer="test", reason="testing",
         )
-        async with sessions.begin() as session:
-            if sys.argv[3] == "rows":
-                await session.execute(insert(Outbox), stage_event_rows(session, [event]))
-            else:
-                add_events(session, [event])
+        if sys.argv[3] == "statement":
+            encoded = encode_events([event])
+            engine = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+            async with engine.connect() as connection:
+                await connection.execute(insert(Outbox), [item.row() for item in encoded])
+            events_committed(sessions, encoded)
+        else:
+            async with sessions.begin() as session:
+                if sys.argv[3] == "rows":
+                    await session.execute(insert(Outbox), stage_event_rows(session, [event]))
+                else:
+                    add_events(session, [event])
         await asyncio.sleep(30)
 
     asyncio.run(main())
@@ -197,11 +220,12 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("staged_as", ["models", "rows"])
+@pytest.mark.parametrize("staged_as", ["models", "rows", "statement"])
 async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
     infra, database_url, namespace, staged_as: str
 ) -> None:
-    # "rows" is the gateway's submission path: the relay gets the encoded event and publishes the row's bytes.
+    # "rows": the relay gets the encoded event at the session's commit and publishes the row's bytes; "statement"
+    # is the gateway's submission path: its own autocommit INSERT, then the hand-over of the encoded events.
     event_id = uuid.uuid4()
     command = [sys.executable, "-c", _KILLED_WRITER, database_url, str(event_id), staged_as]
     child = await asyncio.to_thread(subprocess.run, command, timeout=60, check=False)

@@ -25,7 +25,8 @@ from pixtools_platform.blobstore import BlobStore
 class Resources:
     """What the app opens once at start-up and shares between requests.
 
-    `reader` runs single-statement reads in autocommit, so they cost one round trip and no BEGIN/ROLLBACK.
+    `reader` runs single statements in autocommit, so they cost one round trip and no BEGIN/ROLLBACK: the reads,
+    and the one INSERT of a submitted job.
     """
 
     settings: GatewaySettings

@@ -118,14 +118,16 @@ async def submit(
             correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
             traceparent=current_trace_context().get("traceparent"),
         ),
+        writer=shared.reader,
         admit=functools.partial(limits.admit_jobs, tenant_id, 1),
     )
     job = submitted.job
     if submitted.created:
         limits.jobs_added(tenant_id, 1)
-    with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
-        message = "job accepted" if submitted.created else "job replayed for an idempotency key"
-        log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
+    if log.isEnabledFor(logging.INFO):  # the context costs more than the record, and services often log at WARNING
+        with log_context(job_id=str(job.id), correlation_id=job.correlation_id):
+            message = "job accepted" if submitted.created else "job replayed for an idempotency key"
+            log.info(message, extra={"steps": job.step_count, "source": "url" if source_url else "upload"})
     status_url = job_url(request, job.id)
     accepted = JobAccepted(job_id=job.id, state=job.state, status_url=status_url, events_url=status_url + "/events")
     headers = {"Location": accepted.status_url, "Vary": "Prefer"}

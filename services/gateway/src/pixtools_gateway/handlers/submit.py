@@ -1,4 +1,4 @@
-"""Job submission: one transaction writes the job, its steps and the outbox rows that start it."""
+"""Job submission: one statement writes the job, its steps and the outbox rows that start it."""
 
 import functools
 import hashlib
@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import BindParameter, FromClause, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixtools_contracts import (
     Event,
@@ -28,7 +28,8 @@ from pixtools_contracts import (
     service_for,
 )
 from pixtools_db import Job, Outbox, Step
-from pixtools_db.outbox import OUTBOX_COLUMNS, add_events, stage_event_rows
+from pixtools_db.encoded_events import EncodedEvent
+from pixtools_db.outbox import OUTBOX_COLUMNS, add_events, encode_events, events_committed
 from pixtools_gateway.errors import IdempotencyConflict
 from pixtools_platform.blobstore import BlobStore
 
@@ -91,11 +92,26 @@ def request_fingerprint(submission: Submission) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """What the answer to a submission needs of its job, whether written now or found for a replay."""
+
+    id: uuid.UUID
+    state: JobState
+    step_count: int
+    correlation_id: str
+
+    @classmethod
+    def of(cls, job: Job) -> "JobSummary":
+        """The summary of a stored job."""
+        return cls(job.id, JobState(job.state), job.step_count, job.correlation_id)
+
+
 @dataclass(frozen=True)
 class Submitted:
     """The job, whether this request created it, and the events committed with it (none for a replay)."""
 
-    job: Job
+    job: JobSummary
     created: bool
     events: list[Event]
 
@@ -105,32 +121,31 @@ async def submit_job(
     blobs: BlobStore,
     submission: Submission,
     *,
+    writer: AsyncEngine,
     admit: Callable[[], Awaitable[None]],
 ) -> Submitted:
     """Store the original (for an upload), then commit job, steps and outbox together.
 
-    `admit` (the unfinished-jobs quota) runs only for a new job: a replay answers with its first job even when
-    the tenant is at its quota, since it adds nothing.
+    `writer` is an autocommit engine of the database `sessions` use; the relay watching `sessions` publishes the
+    events once the job's statement has committed. `admit` (the unfinished-jobs quota) runs only for a new job: a
+    replay answers with its first job even when the tenant is at its quota, since it adds nothing.
     """
     fingerprint = request_fingerprint(submission)
     if submission.idempotency_key:
         async with sessions() as session:
             existing = await _existing(session, submission, fingerprint)
             if existing is not None:
-                return Submitted(existing, False, [])
+                return Submitted(JobSummary.of(existing), False, [])
     await admit()
     job_id = uuid.uuid4()
     original = await store_original(blobs, submission.tenant_id, job_id, submission.upload)
+    job, events, encoded, statement, parameters = _job_statement(job_id, submission, original, fingerprint=fingerprint)
     try:
-        async with sessions() as session:
-            # One statement writes the job, its steps and its outbox rows, and a single statement is atomic: it
-            # needs no BEGIN and COMMIT round trips around it. The commit still hands the events to the relay.
-            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            job, events, statement, parameters = _job_statement(
-                session, job_id, submission, original, fingerprint=fingerprint
-            )
+        # One statement writes the job, its steps and its outbox rows, and a single statement is atomic: in
+        # autocommit it needs no BEGIN and COMMIT round trips, nor a session. Once it has returned, the rows are
+        # committed and the events go to the relay; a failed statement (the idempotency-key race) hands nothing.
+        async with writer.connect() as connection:
             await connection.execute(statement, parameters)
-            await session.commit()
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its job.
         if original is not None:
@@ -139,7 +154,8 @@ async def submit_job(
             existing = await _existing(session, submission, fingerprint)
         if existing is None:
             raise
-        return Submitted(existing, False, [])
+        return Submitted(JobSummary.of(existing), False, [])
+    events_committed(sessions, encoded)
     return Submitted(job, True, events)
 
 
@@ -189,23 +205,24 @@ def stage_job(
 
 
 def _job_statement(
-    session: AsyncSession,
     job_id: uuid.UUID,
     submission: Submission,
     original: ObjectRef | None,
     *,
     fingerprint: str | None,
-) -> tuple[Job, list[Event], TextClause, dict[str, Any]]:
-    """The one INSERT of the job, its steps and its outbox rows, and its parameters; the events go to the relay on
-    the session's commit. The returned job is not in the session: it carries the values written."""
+) -> tuple[JobSummary, list[Event], list[EncodedEvent], TextClause, dict[str, Any]]:
+    """The one INSERT of the job, its steps and its outbox rows, and its parameters, with the job's summary, its
+    events and their encoded form (the rows' bodies, which the relay publishes once the INSERT has committed)."""
     job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=None)
-    event_rows = stage_event_rows(session, events)
+    encoded = encode_events(events)
+    event_rows = [event.row() for event in encoded]
     parameters = {f"job_{column}": value for column, value in job_row.items()}
     for prefix, rows in (("step", step_rows), ("event", event_rows)):
         for number, row in enumerate(rows):
             parameters.update((f"{prefix}{number}_{column}", value) for column, value in row.items())
     statement = _job_insert(tuple(job_row), tuple(step_rows[0]), len(step_rows), len(event_rows))
-    return Job(**job_row), events, statement, parameters
+    summary = JobSummary(job_id, JobState.ACCEPTED, job_row["step_count"], submission.correlation_id)
+    return summary, events, encoded, statement, parameters
 
 
 @functools.lru_cache(maxsize=64)
