@@ -1,15 +1,14 @@
 """Migration 0004 keeps existing keys working: tenant keys get the four tenant scopes, admin keys `admin`."""
 
 import asyncio
-import secrets
 import uuid
 
 import asyncpg
 import pytest
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from pixtools_db.migrate import alembic_config
+from pixtools_testkit.fixtures import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +25,8 @@ def _sql(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]:
 
 
 def test_keys_from_before_scopes_keep_working_and_a_downgrade_restores_them(infra):
-    server = make_url(infra.postgres_url)
-    name = f"pixtools_migration_{secrets.token_hex(4)}"
-    url = server.set(database=name).render_as_string(hide_password=False)
-    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    dsn = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    _sql(admin_dsn, f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database(infra.postgres_url, "pixtools_migration") as database:
+        url, dsn = database.url, database.dsn
         command.upgrade(alembic_config(url), "0003")
         tenant = uuid.uuid4()
         _sql(dsn, "INSERT INTO tenants (id, name, webhook_secret) VALUES ($1, 'old', 'whsec_x')", tenant)
@@ -53,5 +47,3 @@ def test_keys_from_before_scopes_keep_working_and_a_downgrade_restores_them(infr
         command.downgrade(alembic_config(url), "0003")
         scopes = {row["key_hash"]: row["scope"] for row in _sql(dsn, "SELECT key_hash, scope FROM api_keys")}
         assert scopes == {"a": "tenant", "b": "admin"}
-    finally:
-        _sql(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,15 +1,14 @@
 """Migration 0006 keeps what the idempotency constraint and the outputs' foreign keys promised, up and down."""
 
 import asyncio
-import secrets
 import uuid
 
 import asyncpg
 import pytest
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from pixtools_db.migrate import alembic_config
+from pixtools_testkit.fixtures import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -48,26 +47,10 @@ async def _promises_hold(dsn: str) -> None:
 
 
 def test_keys_stay_unique_and_outputs_stay_tied_to_their_job_before_after_and_after_a_downgrade(infra):
-    server = make_url(infra.postgres_url)
-    name = f"pixtools_migration_{secrets.token_hex(4)}"
-    url = server.set(database=name).render_as_string(hide_password=False)
-    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    dsn = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        command.upgrade(alembic_config(url), "0005")
-        asyncio.run(_promises_hold(dsn))
-        command.upgrade(alembic_config(url), "0006")
-        asyncio.run(_promises_hold(dsn))
-        command.downgrade(alembic_config(url), "0005")
-        asyncio.run(_promises_hold(dsn))
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(infra.postgres_url, "pixtools_migration") as database:
+        command.upgrade(alembic_config(database.url), "0005")
+        asyncio.run(_promises_hold(database.dsn))
+        command.upgrade(alembic_config(database.url), "0006")
+        asyncio.run(_promises_hold(database.dsn))
+        command.downgrade(alembic_config(database.url), "0005")
+        asyncio.run(_promises_hold(database.dsn))

@@ -3,6 +3,8 @@
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
@@ -37,14 +39,19 @@ def infra() -> Iterator[Infra]:
         yield found
 
 
-@pytest.fixture(scope="session")
-def database_url(infra: Infra) -> Iterator[str]:
-    """A fresh, migrated database for this test session, dropped afterwards."""
-    from alembic import command
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A database of its own on the test server: `url` for SQLAlchemy and Alembic, `dsn` for plain asyncpg."""
 
-    server = make_url(infra.postgres_url)
-    name = f"pixtools_test_{secrets.token_hex(4)}"
-    url = server.set(database=name).render_as_string(hide_password=False)
+    url: str
+    dsn: str
+
+
+@contextmanager
+def scratch_database(postgres_url: str, prefix: str) -> Iterator[ScratchDatabase]:
+    """Create an empty database named `prefix_<random>` on the server of `postgres_url`; drop it afterwards."""
+    server = make_url(postgres_url)
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
 
     async def run(sql: str) -> None:
@@ -55,9 +62,23 @@ def database_url(infra: Infra) -> Iterator[str]:
             await connection.close()
 
     asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    command.upgrade(alembic_config(url), "head")
-    yield url
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield ScratchDatabase(
+            url=server.set(database=name).render_as_string(hide_password=False),
+            dsn=server.set(drivername="postgresql", database=name).render_as_string(hide_password=False),
+        )
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url(infra: Infra) -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped afterwards."""
+    from alembic import command
+
+    with scratch_database(infra.postgres_url, "pixtools_test") as database:
+        command.upgrade(alembic_config(database.url), "head")
+        yield database.url
 
 
 @pytest_asyncio.fixture

@@ -1,16 +1,15 @@
 """The group's claim statement finds its jobs and steps by key, whatever the planner knows of the tables."""
 
 import asyncio
-import secrets
 import uuid
 
 import asyncpg
 import pytest
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from pixtools_aggregator.adapters import job_statements as sql
 from pixtools_db.migrate import alembic_config
+from pixtools_testkit.fixtures import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -52,25 +51,9 @@ async def _claim_plan(dsn: str) -> str:
 
 
 def test_the_claim_statement_reads_jobs_and_steps_by_key_in_its_generic_plan(infra):
-    server = make_url(infra.postgres_url)
-    name = f"pixtools_plan_{secrets.token_hex(4)}"
-    url = server.set(database=name).render_as_string(hide_password=False)
-    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    dsn = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        command.upgrade(alembic_config(url), "head")
-        plan = asyncio.run(_claim_plan(dsn))
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(infra.postgres_url, "pixtools_plan") as database:
+        command.upgrade(alembic_config(database.url), "head")
+        plan = asyncio.run(_claim_plan(database.dsn))
     assert "Seq Scan on jobs" not in plan, plan
     assert "Seq Scan on steps" not in plan, plan
     assert "Index Scan using jobs_pkey on jobs" in plan, plan
