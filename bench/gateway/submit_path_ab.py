@@ -74,7 +74,7 @@ async def run():
 
     async def new():
         job_id, sub, original = inputs()
-        job, _events, encoded, statement, parameters = s._job_statement(job_id, sub, original, fingerprint="f")
+        job, encoded, statement, parameters = s._job_statement(job_id, sub, original, fingerprint="f")
         async with reader.connect() as connection:
             await connection.execute(statement, parameters)
         events_committed(sessions, encoded)

@@ -109,11 +109,10 @@ class JobSummary:
 
 @dataclass(frozen=True)
 class Submitted:
-    """The job, whether this request created it, and the events committed with it (none for a replay)."""
+    """The job, and whether this request created it (False for a replay of an idempotency key)."""
 
     job: JobSummary
     created: bool
-    events: list[Event]
 
 
 async def submit_job(
@@ -135,11 +134,11 @@ async def submit_job(
         async with sessions() as session:
             existing = await _existing(session, submission, fingerprint)
             if existing is not None:
-                return Submitted(JobSummary.of(existing), False, [])
+                return Submitted(JobSummary.of(existing), False)
     await admit()
     job_id = uuid.uuid4()
     original = await store_original(blobs, submission.tenant_id, job_id, submission.upload)
-    job, events, encoded, statement, parameters = _job_statement(job_id, submission, original, fingerprint=fingerprint)
+    job, encoded, statement, parameters = _job_statement(job_id, submission, original, fingerprint=fingerprint)
     try:
         # One statement writes the job, its steps and its outbox rows, and a single statement is atomic: in
         # autocommit it needs no BEGIN and COMMIT round trips, nor a session. Once it has returned, the rows are
@@ -154,9 +153,9 @@ async def submit_job(
             existing = await _existing(session, submission, fingerprint)
         if existing is None:
             raise
-        return Submitted(JobSummary.of(existing), False, [])
+        return Submitted(JobSummary.of(existing), False)
     events_committed(sessions, encoded)
-    return Submitted(job, True, events)
+    return Submitted(job, True)
 
 
 async def store_original(
@@ -210,9 +209,9 @@ def _job_statement(
     original: ObjectRef | None,
     *,
     fingerprint: str | None,
-) -> tuple[JobSummary, list[Event], list[EncodedEvent], TextClause, dict[str, Any]]:
-    """The one INSERT of the job, its steps and its outbox rows, and its parameters, with the job's summary, its
-    events and their encoded form (the rows' bodies, which the relay publishes once the INSERT has committed)."""
+) -> tuple[JobSummary, list[EncodedEvent], TextClause, dict[str, Any]]:
+    """The one INSERT of the job, its steps and its outbox rows, and its parameters, with the job's summary and its
+    encoded events (the rows' bodies, which the relay publishes once the INSERT has committed)."""
     job_row, step_rows, events = _job_rows(job_id, submission, original, fingerprint=fingerprint, batch=None)
     encoded = encode_events(events)
     event_rows = [event.row() for event in encoded]
@@ -222,7 +221,7 @@ def _job_statement(
             parameters.update((f"{prefix}{number}_{column}", value) for column, value in row.items())
     statement = _job_insert(tuple(job_row), tuple(step_rows[0]), len(step_rows), len(event_rows))
     summary = JobSummary(job_id, JobState.ACCEPTED, job_row["step_count"], submission.correlation_id)
-    return summary, events, encoded, statement, parameters
+    return summary, encoded, statement, parameters
 
 
 @functools.lru_cache(maxsize=64)
