@@ -8,9 +8,11 @@ so the publishes are counted. Tracing is configured, and the loop is uvloop, as 
 Two clients: `raw` (the default) calls the ASGI app directly with a body encoded once and handed over in 64 KiB
 chunks, as uvicorn hands a socket's reads over, so nearly all of the figure is the gateway's own work; `httpx` goes
 through httpx's ASGI transport, whose own work is about half of the figure (the earlier rounds' figures).
-`--profile` also prints cProfile's top functions by own time, for a burst.
+`--profile` also prints cProfile's top functions by own time, for a burst. `--solve` also reports the median CPU of
+FastAPI's dependency solving for one submission (thread CPU around each top-level `solve_dependencies` of the submit
+route, during one more burst): a figure that the other costs of a submission do not blur.
 
-    .venv/bin/python bench/gateway/submit_cost.py [--jobs 300] [--rounds 3] [--client raw|httpx] [--profile]
+    .venv/bin/python bench/gateway/submit_cost.py [--jobs 300] [--rounds 3] [--client raw|httpx] [--profile] [--solve]
         [--database D] [--namespace N]
 """
 
@@ -21,12 +23,15 @@ import io
 import json
 import os
 import pstats
+import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aio_pika
+import fastapi.routing
 import httpx
 import uvloop
 from PIL import Image
@@ -147,6 +152,26 @@ async def burst(post: Callable[[], Awaitable[int]], jobs: int, concurrency: int)
     return spent * 1000 / jobs
 
 
+def timed_solving(samples: list[float]) -> Callable[[], None]:
+    """Record the thread CPU of each top-level dependency solving of `POST /v1/jobs`; returns the undo."""
+    solve = fastapi.routing.solve_dependencies
+
+    async def timed(**kwargs: Any) -> Any:
+        if kwargs["dependant"].call.__name__ != "submit":
+            return await solve(**kwargs)
+        started = time.thread_time()
+        solved = await solve(**kwargs)
+        samples.append(time.thread_time() - started)
+        return solved
+
+    fastapi.routing.solve_dependencies = timed  # type: ignore[assignment]
+
+    def undo() -> None:
+        fastapi.routing.solve_dependencies = solve
+
+    return undo
+
+
 async def run(args: argparse.Namespace) -> list[float]:
     sink = await sink_queue(args.namespace)
     settings = GatewaySettings(
@@ -174,6 +199,12 @@ async def run(args: argparse.Namespace) -> list[float]:
             await burst(post, 32, args.concurrency)  # warm up statements and connections
             for _ in range(args.rounds):
                 figures.append(await burst(post, args.jobs, args.concurrency))
+            if args.solve:
+                samples: list[float] = []
+                undo = timed_solving(samples)
+                await burst(post, args.jobs, args.concurrency)
+                undo()
+                print(json.dumps({"solve_us_median": round(statistics.median(samples) * 1e6, 1), "n": len(samples)}))
             if args.profile:
                 profile = cProfile.Profile()
                 profile.enable()
@@ -192,6 +223,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--solve", action="store_true")
     # Each engineer's runs keep to a database and a namespace of their own.
     parser.add_argument("--database", default=DATABASE)
     parser.add_argument("--namespace", default=NAMESPACE)
