@@ -45,7 +45,8 @@ async def submitting_tenant(
     the shared resources were about a dozen nodes. This is one node with only the two credential headers below
     it, which also declare the route's security schemes and scopes in the OpenAPI document as before. Unlike
     those separate dependencies, the scopes and the tenant are checked before the submission is spent, so a
-    credential refused with 403 spends nothing.
+    credential refused with 403 spends nothing. As before, it runs before the body is read, so a refused burst
+    costs no upload.
     """
     shared: Resources = request.app.state.resources
     who = await authenticated(request, security_scopes.scopes, shared, bearer, x_api_key)
