@@ -93,6 +93,14 @@ _OUTBOX = cast(Table, Outbox.__table__)
 _DELETE_PUBLISHED = delete(_OUTBOX).where(
     _OUTBOX.c.event_id == any_(bindparam("event_ids", type_=ARRAY(_OUTBOX.c.event_id.type)))
 )
+# The sweep's plan, for its transaction only: a plain index scan of `ix_outbox_unpublished`. Deleted rows stay in the
+# heap until a vacuum, and a connection that planned the sweep while the table was nearly empty keeps a plan that
+# reads the whole heap, dead rows included, on every poll (measured: 432 pages for 20 waiting rows among 3000
+# deleted). The index scan reads only the entries of rows still waiting, and marks those of deleted rows dead as it
+# passes them, so the next poll skips them (14 pages). A bitmap scan would visit the heap without marking them.
+_PLAIN_INDEX_SCAN = select(
+    func.set_config("enable_seqscan", "off", True), func.set_config("enable_bitmapscan", "off", True)
+)
 DELETE_EVERY_S = 0.2
 """How long the relay gathers published events before one DELETE removes all their rows."""
 
@@ -218,6 +226,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows were published (and deleted)."""
         async with self._sessions.begin() as session:
+            await session.execute(_PLAIN_INDEX_SCAN)
             rows = (
                 await session.scalars(
                     select(Outbox)
