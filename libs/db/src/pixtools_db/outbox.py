@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, any_, bindparam, delete, select
+from sqlalchemy import Select, Table, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import func
@@ -98,9 +98,8 @@ _DELETE_PUBLISHED = delete(_OUTBOX).where(
 # reads the whole heap, dead rows included, on every poll (measured: 432 pages for 20 waiting rows among 3000
 # deleted). The index scan reads only the entries of rows still waiting, and marks those of deleted rows dead as it
 # passes them, so the next poll skips them (14 pages). A bitmap scan would visit the heap without marking them.
-_PLAIN_INDEX_SCAN = select(
-    func.set_config("enable_seqscan", "off", True), func.set_config("enable_bitmapscan", "off", True)
-)
+SWEEP_PLAN = select(func.set_config("enable_seqscan", "off", True), func.set_config("enable_bitmapscan", "off", True))
+"""Planner settings local to the sweep's transaction, sent before its claim."""
 DELETE_EVERY_S = 0.2
 """How long the relay gathers published events before one DELETE removes all their rows."""
 
@@ -226,18 +225,8 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows were published (and deleted)."""
         async with self._sessions.begin() as session:
-            await session.execute(_PLAIN_INDEX_SCAN)
-            rows = (
-                await session.scalars(
-                    select(Outbox)
-                    # Rows an older version marked published are done; the retention deletes them.
-                    .where(Outbox.published_at.is_(None), Outbox.created_at < func.now() - self._backoff())
-                    # Rows that keep failing (a command no service consumes yet) sink behind fresh ones.
-                    .order_by(Outbox.attempts, Outbox.id)
-                    .limit(self._batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            await session.execute(SWEEP_PLAN)
+            rows = (await session.scalars(self.claim_waiting())).all()
             # Rows this process is publishing right now are not the sweep's to publish again.
             rows = [row for row in rows if row.event_id not in self._in_flight]
             if not rows:
@@ -256,6 +245,18 @@ class OutboxRelay:
                 # nobody, to the next sweep, which publishes them again.
                 await session.execute(_DELETE_PUBLISHED, {"event_ids": published})
             return len(published)
+
+    def claim_waiting(self) -> Select[Outbox]:
+        """The sweep's claim: a batch of unpublished rows past their grace period that no other relay holds."""
+        return (
+            select(Outbox)
+            # Rows an older version marked published are done; the retention deletes them.
+            .where(Outbox.published_at.is_(None), Outbox.created_at < func.now() - self._backoff())
+            # Rows that keep failing (a command no service consumes yet) sink behind fresh ones.
+            .order_by(Outbox.attempts, Outbox.id)
+            .limit(self._batch)
+            .with_for_update(skip_locked=True)
+        )
 
     def _backoff(self) -> Any:
         """The grace period, doubled per failed attempt (capped at 2^10): a row that keeps failing is retried
