@@ -1,4 +1,4 @@
-"""The group's claim statement finds its jobs and steps by key, whatever the planner knows of the tables."""
+"""The group's claim and write statements find their jobs and steps by key, whatever the planner knows of the tables."""
 
 import asyncio
 import uuid
@@ -58,3 +58,31 @@ def test_the_claim_statement_reads_jobs_and_steps_by_key_in_its_generic_plan(inf
     assert "Seq Scan on steps" not in plan, plan
     assert "Index Scan using jobs_pkey on jobs" in plan, plan
     assert "Index Scan using steps_pkey on steps" in plan, plan
+
+
+async def _write_plan(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn, server_settings=GENERIC_PLANS)
+    try:
+        # As for the claim: a few hundred jobs and no statistics. The write's earlier `UPDATE ... FROM unnest(...)`
+        # hashed a sequential scan of both tables here.
+        await connection.execute(SEED, 300)
+        # The parameters' types come from the statement's own casts.
+        await connection.execute(f"PREPARE write AS {sql.WRITE_STATE}")
+        # The generic plan does not depend on the values, and EXPLAIN without ANALYZE writes nothing.
+        arguments = ", ".join("NULL" for _ in sql.WRITE_STATE_PARAMETERS)
+        rows = await connection.fetch(f"EXPLAIN EXECUTE write({arguments})")
+        return "\n".join(row[0] for row in rows)
+    finally:
+        await connection.close()
+
+
+def test_the_write_statement_updates_jobs_and_steps_by_key_in_its_generic_plan(infra):
+    with scratch_database(infra.postgres_url, "pixtools_plan") as database:
+        command.upgrade(alembic_config(database.url), "head")
+        plan = asyncio.run(_write_plan(database.dsn))
+    for table in ("jobs", "steps", "outputs", "outbox"):
+        assert f"Seq Scan on {table}" not in plan, plan
+    assert "Index Scan using jobs_pkey on jobs" in plan, plan
+    assert "Index Scan using steps_pkey on steps" in plan, plan
+    # The outputs' duplicates are found through the unique index the conflict clause names.
+    assert "Conflict Arbiter Indexes: uq_outputs_job_step_name" in plan, plan

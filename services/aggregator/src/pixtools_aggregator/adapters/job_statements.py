@@ -101,6 +101,12 @@ STEP_STATE_COLUMNS = ("state", "started_at", "finished_at", "error_code", "error
 # results travel as JSON text, and None as SQL NULL, as the session's flush writes it. It runs on the session's
 # asyncpg connection itself, with numbered parameters in `WRITE_STATE_PARAMETERS`' order: through SQLAlchemy, the
 # binding of its 34 arrays cost more CPU than asyncpg's encoding of them.
+# Each UPDATE reads its rows from a `LIMIT cardinality(...)` of its arrays, which keeps every row (the arrays of
+# one kind have one length) but is estimated at one row in a generic plan (a limit that is not a constant counts
+# as a tenth of its input's 10): one row joins by a key lookup on `jobs_pkey` or `steps_pkey` at any table size
+# the planner believes is 10 pages or more, which is its floor for a table without statistics. The bare `unnest`
+# of 10 rows was joined by hashing a sequential scan of the whole table while it was small or un-analysed, and
+# a generic plan is kept for the connection's life or until the table's statistics change.
 WRITE_STATE_PARAMETERS = (
     "job_ids", "job_states", "job_started", "job_finished", "job_updated", "job_codes", "job_messages",
     "step_jobs", "step_ids", "step_states", "step_started", "step_finished", "step_codes", "step_messages",
@@ -111,19 +117,23 @@ WRITE_STATE_PARAMETERS = (
 _WRITE_STATE_NAMED = f"""WITH written_jobs AS (
     UPDATE jobs SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
         updated_at = v.updated_at, error_code = v.error_code, error_message = v.error_message
-    FROM unnest(
-        CAST(:job_ids AS uuid[]), CAST(:job_states AS text[]), CAST(:job_started AS timestamptz[]),
-        CAST(:job_finished AS timestamptz[]), CAST(:job_updated AS timestamptz[]), CAST(:job_codes AS text[]),
-        CAST(:job_messages AS text[])
+    FROM (
+        SELECT * FROM unnest(
+            CAST(:job_ids AS uuid[]), CAST(:job_states AS text[]), CAST(:job_started AS timestamptz[]),
+            CAST(:job_finished AS timestamptz[]), CAST(:job_updated AS timestamptz[]), CAST(:job_codes AS text[]),
+            CAST(:job_messages AS text[])
+        ) LIMIT cardinality(CAST(:job_ids AS uuid[]))
     ) AS v(id, state, started_at, finished_at, updated_at, error_code, error_message)
     WHERE jobs.id = v.id
 ), written_steps AS (
     UPDATE steps SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
         error_code = v.error_code, error_message = v.error_message, result = CAST(v.result AS jsonb)
-    FROM unnest(
-        CAST(:step_jobs AS uuid[]), CAST(:step_ids AS text[]), CAST(:step_states AS text[]),
-        CAST(:step_started AS timestamptz[]), CAST(:step_finished AS timestamptz[]), CAST(:step_codes AS text[]),
-        CAST(:step_messages AS text[]), CAST(:step_results AS text[])
+    FROM (
+        SELECT * FROM unnest(
+            CAST(:step_jobs AS uuid[]), CAST(:step_ids AS text[]), CAST(:step_states AS text[]),
+            CAST(:step_started AS timestamptz[]), CAST(:step_finished AS timestamptz[]), CAST(:step_codes AS text[]),
+            CAST(:step_messages AS text[]), CAST(:step_results AS text[])
+        ) LIMIT cardinality(CAST(:step_jobs AS uuid[]))
     ) AS v(job_id, step_id, state, started_at, finished_at, error_code, error_message, result)
     WHERE steps.job_id = v.job_id AND steps.step_id = v.step_id
 ), staged_events AS (
