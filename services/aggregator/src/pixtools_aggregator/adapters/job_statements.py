@@ -57,10 +57,13 @@ STEPS_TABLE = cast(Table, Step.__table__)
 # Each job and its steps are looked up by key (a lateral subquery with a locking clause is never flattened into a
 # join), so the plan cannot become a scan of the whole table: the generic plan of the earlier `IN (subquery)` form
 # read every job and step while the tables were small or had no statistics, at 0.3-4 ms per group.
+# The pairs are read through `LIMIT cardinality($1)`, which keeps every pair (the two arrays have one length) but
+# is estimated at one row in the generic plan (see `WRITE_STATE`): with the bare `unnest`'s 10 the generic plan
+# looked dearer than a custom one for the group's real size, so Postgres re-planned the claim on every execution.
 # It runs on the session's asyncpg connection ($1: event ids, $2: their job ids); the rows are read by position:
 # the event id, its job id, the job's columns (`JOB_ATTRIBUTES`), then the step's (`STEP_ATTRIBUTES`).
 CLAIM_LOCK_AND_STEPS = f"""WITH pairs AS (
-    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS uuid[])) AS pairs(event_id, job_id)
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS uuid[])) AS pairs(event_id, job_id) LIMIT cardinality($1)
 ), claimed AS (
     INSERT INTO inbox (consumer, event_id) SELECT '{CONSUMER}', event_id FROM pairs
     ON CONFLICT (consumer, event_id) DO NOTHING
@@ -101,12 +104,13 @@ STEP_STATE_COLUMNS = ("state", "started_at", "finished_at", "error_code", "error
 # results travel as JSON text, and None as SQL NULL, as the session's flush writes it. It runs on the session's
 # asyncpg connection itself, with numbered parameters in `WRITE_STATE_PARAMETERS`' order: through SQLAlchemy, the
 # binding of its 34 arrays cost more CPU than asyncpg's encoding of them.
-# Each UPDATE reads its rows from a `LIMIT cardinality(...)` of its arrays, which keeps every row (the arrays of
-# one kind have one length) but is estimated at one row in a generic plan (a limit that is not a constant counts
-# as a tenth of its input's 10): one row joins by a key lookup on `jobs_pkey` or `steps_pkey` at any table size
-# the planner believes is 10 pages or more, which is its floor for a table without statistics. The bare `unnest`
-# of 10 rows was joined by hashing a sequential scan of the whole table while it was small or un-analysed, and
-# a generic plan is kept for the connection's life or until the table's statistics change.
+# Each UPDATE reads its arrays through `LIMIT cardinality(...)`, which keeps every row (the arrays of one kind have
+# one length) but is estimated at one row in a generic plan: a limit that is not a constant counts as a tenth of
+# its input, and the input is the planner's default 10 rows for a function. That does two things. A one-row input
+# joins by a key lookup on `jobs_pkey` or `steps_pkey` (the bare `unnest` of 10 rows was joined by hashing a
+# sequential scan of the whole table while the table was small or had no statistics, the planner's floor being 10
+# pages). And the generic plan no longer looks dearer than a custom plan for the group's real sizes, so Postgres
+# keeps it after its first five executions on a connection instead of planning the statement again on each one.
 WRITE_STATE_PARAMETERS = (
     "job_ids", "job_states", "job_started", "job_finished", "job_updated", "job_codes", "job_messages",
     "step_jobs", "step_ids", "step_states", "step_started", "step_finished", "step_codes", "step_messages",
