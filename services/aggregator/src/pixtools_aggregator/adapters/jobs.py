@@ -316,6 +316,7 @@ async def group_transaction(
         yield repository
         await repository.flush_pending()
         await transaction.commit()
+        transaction.hand_over()
     except BaseException:
         await transaction.rollback()
         raise

@@ -115,10 +115,7 @@ class DriverTransaction:
         self._webhooks.append(delivery)
 
     async def commit(self) -> None:
-        """COMMIT (through the session, if one joined, so that it flushes first), then hand the events to the relay.
-
-        A process killed between the two leaves committed outbox rows, which the relay's sweep publishes.
-        """
+        """COMMIT, through the session if one joined, so that it flushes first; `hand_over` comes next."""
         if self._webhooks:
             session = await self.session()
             session.add_all(self._webhooks)
@@ -129,6 +126,12 @@ class DriverTransaction:
         transaction, self._adapted._transaction = self._adapted._transaction, None
         if transaction is not None:
             await transaction.commit()
+
+    def hand_over(self) -> None:
+        """Hand the staged events to the relay, once `commit` has returned.
+
+        A process killed between the two leaves committed outbox rows, which the relay's sweep publishes.
+        """
         events_committed(self._sessions, self._staged)
 
     async def rollback(self) -> None:
