@@ -5,13 +5,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstanceState, class_mapper
+from sqlalchemy.orm import InstanceState
 
 from pixtools_aggregator.adapters import job_statements as sql
+from pixtools_aggregator.adapters.rows import loaded, output_arrays, values_of
 from pixtools_aggregator.adapters.transactions import (
     WEBHOOKS_TOPIC,
     DriverTransaction,
@@ -21,8 +22,6 @@ from pixtools_aggregator.adapters.transactions import (
 from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
-
-_Row = TypeVar("_Row", Job, Step)
 
 __all__ = ["WEBHOOKS_TOPIC", "SqlJobRepository", "group_transaction", "job_transaction"]
 
@@ -69,11 +68,11 @@ class SqlJobRepository:
                 self._missing_jobs.add(job_id)
                 continue
             if job_id not in self._jobs:
-                self._jobs[job_id] = _loaded(Job, dict(zip(sql.JOB_ATTRIBUTES, row[2:job_end], strict=True)))
+                self._jobs[job_id] = loaded(Job, dict(zip(sql.JOB_ATTRIBUTES, row[2:job_end], strict=True)))
             job_steps = steps.setdefault(job_id, {})
             step_values = dict(zip(sql.STEP_ATTRIBUTES, row[job_end:], strict=True))
             if step_values["step_id"] is not None and step_values["step_id"] not in job_steps:
-                job_steps[step_values["step_id"]] = _loaded(Step, step_values)
+                job_steps[step_values["step_id"]] = loaded(Step, step_values)
         for job_id, by_id in steps.items():
             self._steps[job_id] = list(by_id.values())
             # A group lists a job's final outputs from memory where it can; should that ever meet an output that
@@ -187,7 +186,7 @@ class SqlJobRepository:
             "bodies": [row["body"] for row in event_rows],
             "headers": [json.dumps(row["headers"]) for row in event_rows],
             "notify": [str(job_id) for job_id in job_ids],
-            **_output_arrays(outputs),
+            **output_arrays(outputs),
         }
         # Straight on the session's asyncpg connection, in its transaction; see `sql.WRITE_STATE`.
         driver = await self._transaction.driver()
@@ -198,7 +197,7 @@ class SqlJobRepository:
             *((job, sql.JOB_STATE_COLUMNS) for job in jobs),
             *((s, sql.STEP_STATE_COLUMNS) for s in steps),
         ):
-            self._written[id(row)] = _values(row, columns)
+            self._written[id(row)] = values_of(row, columns)
             state: InstanceState[Any] = inspect(row)
             if state.session is not None:
                 state.session.expunge(row)
@@ -208,7 +207,7 @@ class SqlJobRepository:
         changed = []
         for row in rows:
             state: InstanceState[Any] = inspect(row)
-            if not state.modified or self._written.get(id(row)) == _values(row, columns):
+            if not state.modified or self._written.get(id(row)) == values_of(row, columns):
                 continue
             if set(state.committed_state) <= set(columns):
                 changed.append(row)
@@ -256,40 +255,6 @@ class SqlJobRepository:
         """NOTIFY the batches channel; Postgres delivers it only if the transaction commits."""
         session = await self._transaction.session()
         await session.execute(sql.NOTIFY_BATCH, {"batch_id": str(batch_id)})
-
-
-def _output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
-    arrays = {
-        "output_ids": "id",
-        "output_jobs": "job_id",
-        "output_steps": "step_id",
-        "output_ops": "op",
-        "output_names": "name",
-        "output_roles": "role",
-        "output_finals": "is_final",
-        "output_keys": "key",
-        "output_types": "content_type",
-        "output_bytes": "bytes",
-        "output_sha256s": "sha256",
-        "output_widths": "width",
-        "output_heights": "height",
-    }
-    return {parameter: [getattr(output, name) for output in outputs] for parameter, name in arrays.items()}
-
-
-def _loaded(entity: type[_Row], values: dict[str, Any]) -> _Row:
-    """A row as a query loads it: its attributes set with no history, so that only later changes count as changes.
-
-    It belongs to no session (the write statement, not a flush, saves its changes), and it is built without its
-    constructor, whose per-attribute events cost more than the rest of reading the row.
-    """
-    row: _Row = class_mapper(entity).class_manager.new_instance()
-    inspect(row).dict.update(values)
-    return row
-
-
-def _values(row: Job | Step, columns: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(row, column) for column in columns)
 
 
 @asynccontextmanager
