@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 NAMESPACE = "aggcost"
+"""The default namespace of the child's queues; `--namespace` gives each engineer's runs their own."""
 
 
 def serve(count_file: str) -> None:
@@ -171,9 +172,9 @@ async def drive(args: argparse.Namespace, pid: int, count_file: Path) -> dict[st
 
     jobs = await seed(args.database_url, args.jobs + args.warmup)
     connection = await aio_pika.connect_robust(args.amqp_url)
-    publisher = await Publisher.open(connection, Topology(NAMESPACE))
+    publisher = await Publisher.open(connection, Topology(args.namespace))
     channel = await connection.channel()
-    exchange = await Topology(NAMESPACE).declare_exchanges(channel)
+    exchange = await Topology(args.namespace).declare_exchanges(channel)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind(exchange, routing_key="job.completed.v1")
     waiting: dict[uuid.UUID, asyncio.Future[None]] = {}
@@ -237,6 +238,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
     parser.add_argument("--database", default="pixtools_bench_agg_cost")
+    parser.add_argument("--namespace", default=NAMESPACE, help="the exchanges' and queues' prefix")
     parser.add_argument("--no-count", action="store_true", help="measure CPU without counting the round trips")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,7 +254,7 @@ def main() -> None:
         port = probe.getsockname()[1]
     count_file = Path(f"/tmp/aggregator-cost-{os.getpid()}.json")
     env = os.environ | {
-        "PIXTOOLS_NAMESPACE": NAMESPACE,
+        "PIXTOOLS_NAMESPACE": args.namespace,
         "PIXTOOLS_DATABASE_URL": args.database_url,
         "PIXTOOLS_AMQP_URL": args.amqp_url,
         "PIXTOOLS_LOG_LEVEL": "WARNING",

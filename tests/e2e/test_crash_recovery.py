@@ -85,7 +85,7 @@ def test_killed_gateway_right_after_202_loses_no_job(stack, tenant_key, database
         stack.start("gateway")
         job = wait_terminal(client, job_id)
     assert job["state"] == "succeeded"
-    # Every row of the job ends published: the two the killed gateway left, and the aggregator's terminal event,
-    # which its relay marks shortly after publishing it (marks are gathered into one UPDATE), so it may still be
-    # unmarked at the moment the job reads as succeeded.
+    # Every row of the job ends published and deleted: the two the killed gateway left, and the aggregator's
+    # terminal event, whose row its relay deletes shortly after publishing it (deletes are gathered into one
+    # statement), so it may still be there at the moment the job reads as succeeded.
     assert _unpublished_after(database_url, job_id, seconds=10) == 0

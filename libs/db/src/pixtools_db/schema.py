@@ -286,6 +286,9 @@ class WebhookDelivery(Base):
 
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        # Deleting a job or a batch finds its deliveries by these (the foreign keys' cascades).
+        Index("ix_webhook_deliveries_job", "job_id", postgresql_where=text("job_id IS NOT NULL")),
+        Index("ix_webhook_deliveries_batch", "batch_id", postgresql_where=text("batch_id IS NOT NULL")),
     )
 
 

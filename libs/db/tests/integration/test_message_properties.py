@@ -9,7 +9,7 @@ import aio_pika
 import pytest
 import pytest_asyncio
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import Event, JobCancelled, asyncapi_document
@@ -68,9 +68,10 @@ async def _received(queue: AbstractQueue, event: Event, timeout_s: float = 10) -
 
 
 async def _published(sessions: async_sessionmaker[AsyncSession], event: Event) -> bool:
+    """True once the relay has deleted the event's row, which it does only after the broker confirmed it."""
     async with sessions() as session:
-        stamp = await session.scalar(select(Outbox.published_at).where(Outbox.event_id == event.event_id))
-    return stamp is not None
+        left = await session.scalar(select(func.count()).select_from(Outbox).where(Outbox.event_id == event.event_id))
+    return left == 0
 
 
 def _assert_documented_properties(message: AbstractIncomingMessage, event: JobCancelled) -> None:

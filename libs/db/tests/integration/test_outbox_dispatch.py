@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 import pytest_asyncio
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixtools_contracts import JobCancelled
@@ -78,25 +78,28 @@ async def _hears(queue: AbstractQueue, message_id: str, timeout_s: float) -> boo
     return False
 
 
-async def _marked_published(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> bool:
+async def _stored(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> bool:
+    """True while the event's row is in the outbox: committed, and not yet deleted after a confirmed publish."""
+    async with sessions() as session:
+        found = await session.scalar(select(func.count()).select_from(Outbox).where(Outbox.event_id == event_id))
+    return found == 1
+
+
+async def _deleted(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> bool:
+    """True once the relay has deleted the event's row (its publish was confirmed), polled for five seconds."""
     for _ in range(100):
-        if await _published_at(sessions, event_id) is not None:
+        if not await _stored(sessions, event_id):
             return True
         await asyncio.sleep(0.05)
     return False
 
 
-async def _published_at(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> object:
-    async with sessions() as session:
-        return await session.scalar(select(Outbox.published_at).where(Outbox.event_id == event_id))
-
-
-async def test_a_committed_event_is_published_at_once_and_its_row_marked(relayed: Relayed) -> None:
+async def test_a_committed_event_is_published_at_once_and_its_row_deleted(relayed: Relayed) -> None:
     event = _cancelled()
     async with relayed.sessions.begin() as session:
         add_events(session, [event])
     assert await _next_message_id(relayed.heard, timeout_s=5) == str(event.event_id)
-    assert await _marked_published(relayed.sessions, event.event_id)
+    assert await _deleted(relayed.sessions, event.event_id)
     assert await _next_message_id(relayed.heard, timeout_s=0.5) is None, "published twice"
 
 
@@ -109,11 +112,10 @@ async def test_an_event_staged_as_rows_is_published_with_its_rows_body(relayed: 
     message = await _next_message(relayed.heard, timeout_s=5)
     assert message is not None
     assert message.message_id == str(event.event_id)
-    async with relayed.sessions() as session:
-        stored = await session.scalar(select(Outbox.body).where(Outbox.event_id == event.event_id))
-    assert message.body == stored == event.model_dump_json().encode()
+    # The row itself is gone by now (deleted once the publish was confirmed): compare with what was inserted.
+    assert message.body == rows[0]["body"] == event.model_dump_json().encode()
     assert (message.type, message.correlation_id, message.app_id) == ("job.cancelled.v1", "c", "test")
-    assert await _marked_published(relayed.sessions, event.event_id)
+    assert await _deleted(relayed.sessions, event.event_id)
 
 
 async def test_an_event_inserted_in_autocommit_is_published_once_handed_over(relayed: Relayed) -> None:
@@ -129,7 +131,7 @@ async def test_an_event_inserted_in_autocommit_is_published_once_handed_over(rel
     assert message is not None
     assert message.message_id == str(event.event_id)
     assert message.body == event.model_dump_json().encode()
-    assert await _marked_published(relayed.sessions, event.event_id)
+    assert await _deleted(relayed.sessions, event.event_id)
 
 
 async def _next_message(queue: AbstractQueue, timeout_s: float) -> AbstractIncomingMessage | None:
@@ -162,7 +164,7 @@ async def test_a_session_closed_without_commit_hands_nothing_over_when_reused(re
         add_events(session, [kept])
     assert await _next_message_id(relayed.heard, timeout_s=5) == str(kept.event_id)
     assert await _next_message_id(relayed.heard, timeout_s=0.5) is None
-    assert await _published_at(relayed.sessions, abandoned.event_id) is None
+    assert not await _stored(relayed.sessions, abandoned.event_id), "its transaction never committed"
 
 
 async def _stage_then_fail(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -178,7 +180,7 @@ async def test_a_stopped_relay_leaves_new_commits_to_the_next_relay(relayed: Rel
     async with relayed.sessions.begin() as session:
         add_events(session, [event])
     assert await _next_message_id(relayed.heard, timeout_s=1) is None
-    assert await _published_at(relayed.sessions, event.event_id) is None
+    assert await _stored(relayed.sessions, event.event_id), "the row waits for the next relay"
 
 
 # A writer process whose relay is killed the instant a commit hands it the staged event, before the publish.
@@ -232,7 +234,7 @@ async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
     assert child.returncode == -signal.SIGKILL
     engine = create_engine(database_url, pool_size=2)
     sessions = session_factory(engine)
-    assert await _published_at(sessions, event_id) is None, "the kill came before the publish"
+    assert await _stored(sessions, event_id), "the kill came before the publish"
     connection = await aio_pika.connect_robust(infra.amqp_url)
     try:
         topology = Topology(namespace)
@@ -245,8 +247,87 @@ async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
         try:
             # Rows other tests left unpublished in this database may come first.
             assert await _hears(heard, str(event_id), timeout_s=10)
-            # The sweep marks its rows when its claiming transaction commits, a moment after the publish.
-            assert await _marked_published(sessions, event_id)
+            # The sweep deletes its rows when its claiming transaction commits, a moment after the publish.
+            assert await _deleted(sessions, event_id)
+        finally:
+            await relay.stop()
+    finally:
+        await connection.close()
+        await engine.dispose()
+
+
+# A relay killed after the broker confirmed its publish and before the DELETE of the row committed. "commit": the
+# publish on commit, killed as its autocommit DELETE is about to be sent; "sweep": the polling loop, killed after
+# the DELETE ran in the claiming transaction and before that transaction's COMMIT.
+_KILLED_BEFORE_THE_DELETE = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys, uuid
+    import aio_pika
+    from sqlalchemy import event
+    from pixtools_contracts import JobCancelled
+    from pixtools_db import create_engine, session_factory
+    from pixtools_db.outbox import OutboxRelay, add_events
+    from pixtools_platform.broker import Publisher, Topology
+
+    database_url, amqp_url, namespace, event_id, path = sys.argv[1:]
+
+    def kill_at_the_delete(connection, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("DELETE FROM outbox") and event_id in str(parameters):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main():
+        engine = create_engine(database_url, pool_size=2)
+        moment = "before_cursor_execute" if path == "commit" else "after_cursor_execute"
+        event.listen(engine.sync_engine, moment, kill_at_the_delete)
+        sessions = session_factory(engine)
+        publisher = await Publisher.open(await aio_pika.connect_robust(amqp_url), Topology(namespace))
+        cancelled = JobCancelled(
+            event_id=uuid.UUID(event_id), job_id=uuid.uuid4(), tenant_id=uuid.uuid4(),
+            correlation_id="c", producer="test", reason="testing",
+        )
+        if path == "commit":
+            OutboxRelay(sessions, publisher, poll_s=600, grace_s=600).start()
+        async with sessions.begin() as session:
+            add_events(session, [cancelled])
+        if path == "sweep":
+            # Started after the commit, so only its sweep can publish the row.
+            OutboxRelay(sessions, publisher, poll_s=0.1, grace_s=0).start()
+        await asyncio.sleep(30)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("path", ["commit", "sweep"])
+async def test_a_relay_killed_after_the_confirm_and_before_the_delete_commits_loses_no_event(
+    infra, database_url, namespace, path: str
+) -> None:
+    event_id = uuid.uuid4()
+    engine = create_engine(database_url, pool_size=2)
+    sessions = session_factory(engine)
+    connection = await aio_pika.connect_robust(infra.amqp_url)
+    try:
+        topology = Topology(namespace)
+        publisher = await Publisher.open(connection, topology)
+        heard = await (await connection.channel()).declare_queue(exclusive=True)
+        await heard.bind(topology.events, "job.cancelled.v1")
+        command = [sys.executable, "-c", _KILLED_BEFORE_THE_DELETE, database_url, infra.amqp_url, namespace]
+        child = await asyncio.to_thread(
+            subprocess.run, [*command, str(event_id), path], timeout=60, check=False, capture_output=True
+        )
+        assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-4000:]
+        # The broker had confirmed the event before the kill, so a consumer already has it once, and the row that
+        # would have been deleted is still there.
+        assert await _hears(heard, str(event_id), timeout_s=5)
+        assert await _stored(sessions, event_id), "the kill came before the delete committed"
+        relay = OutboxRelay(sessions, publisher, poll_s=0.1, grace_s=0.1)
+        relay.start()
+        try:
+            # The next relay's sweep publishes it again under the same event id: a copy that consumers deduplicate
+            # (the aggregator's inbox is keyed by event id), and nothing lost. Then the row is gone.
+            assert await _hears(heard, str(event_id), timeout_s=10)
+            assert await _deleted(sessions, event_id)
         finally:
             await relay.stop()
     finally:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixtools_aggregator.adapters.backlog import read_database_backlog
 from pixtools_aggregator.adapters.deliveries import SqlDeliveryStore
 from pixtools_aggregator.adapters.http_sender import HttpxWebhookSender
-from pixtools_aggregator.adapters.jobs import WEBHOOKS_TOPIC, job_transaction
+from pixtools_aggregator.adapters.jobs import WEBHOOKS_TOPIC, group_transaction, job_transaction
 from pixtools_aggregator.adapters.links import BlobStoreLinks
 from pixtools_aggregator.adapters.retention import retention_lease, retention_transaction
 from pixtools_aggregator.backlog import BacklogSampler, watched_queues
@@ -75,6 +75,8 @@ def create_app(settings: AggregatorSettings) -> Service:
             retry=settings.retry,
             prefetch=settings.prefetch,
             transactions=functools.partial(job_transaction, sessions),
+            # Groups run straight on a pooled asyncpg connection: the session's own work cost more than their SQL.
+            group_transactions=functools.partial(group_transaction, engine, sessions),
             links=BlobStoreLinks(blobs, expires_s=settings.presign_expiry_s),
             group_size=settings.group_size,
             group_wait_s=settings.group_wait_s,

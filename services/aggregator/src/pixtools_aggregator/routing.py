@@ -56,18 +56,20 @@ def build_consumer(
     group_size: int = 1,
     group_wait_s: float = 0.0,
     group_concurrency: int = 2,
+    group_transactions: Transactions | None = None,
 ) -> Consumer:
     """The consumer of `<namespace>.aggregator`; job events are applied in one transaction, then acked.
 
     With `group_size` above 1, step events share transactions, up to `group_size` in one: those that arrive within
-    `group_wait_s`, and those that arrive while `group_concurrency` groups are being applied. The other events, and
-    the step events of a group that failed, go one at a time.
+    `group_wait_s`, and those that arrive while `group_concurrency` groups are being applied; a group runs in
+    `group_transactions` (by default `transactions`). The other events, and the step events of a group that failed,
+    go one at a time.
     """
     routes = job_event_routes(transactions, links)
     grouping = None
     if group_size > 1:
         grouping = Grouping(
-            handler=step_event_group(transactions, links),
+            handler=step_event_group(group_transactions or transactions, links),
             types=frozenset(type_of(kind) for kind in GROUPED),
             size=group_size,
             wait_s=group_wait_s,

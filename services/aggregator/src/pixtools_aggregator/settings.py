@@ -65,7 +65,9 @@ class AggregatorSettings(CommonSettings):
     retention_days: float = Field(
         default=7.0, gt=0, description="Jobs, their objects, batches and inbox rows older than this are deleted."
     )
-    retention_outbox_days: float = Field(default=1.0, gt=0, description="Published outbox rows kept this long.")
+    retention_outbox_days: float = Field(
+        default=1.0, gt=0, description="Outbox rows marked published (by older versions) kept this long."
+    )
     retention_interval_s: float = Field(default=300.0, gt=0, description="How often the retention cleanup runs.")
     retention_chunk: int = Field(default=100, ge=1, description="Jobs deleted per transaction by the cleanup.")
 

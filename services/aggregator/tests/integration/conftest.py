@@ -358,6 +358,10 @@ class Database:
                 counts[job_id] = await session.scalar(select(func.count()).select_from(model).where(where)) or 0
         return counts
 
+    async def outbox_emptied(self, job_ids: list[uuid.UUID]) -> bool:
+        """True once no outbox row of these jobs is left: the relays delete a row when its publish is confirmed."""
+        return set((await self.rows_per_job(Outbox, job_ids)).values()) == {0}
+
     async def all_in_state(self, job_ids: list[uuid.UUID], state: str) -> bool:
         """True when every one of these jobs is in `state`."""
         async with self.sessions() as session:

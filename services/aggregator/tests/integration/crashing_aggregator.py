@@ -4,6 +4,7 @@
 
 `before_commit`: every statement of the group has run, the COMMIT has not been sent (a crash mid-transaction).
 `after_commit`: the group has committed, none of its messages is acked yet.
+`before_hand_over`: the group's COMMIT has returned, its staged events are not yet handed to the relay.
 Before dying it writes the event ids of the group to the marker file, one a line.
 Settings come from PIXTOOLS_* as in production.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from pixtools_aggregator import app, routing
 from pixtools_aggregator.adapters.jobs import SqlJobRepository
+from pixtools_aggregator.adapters.transactions import DriverTransaction
 from pixtools_contracts import Event
 from pixtools_platform.broker import GroupHandler
 
@@ -54,7 +56,31 @@ def crash_after_commit(marker: Path) -> None:
     routing.step_event_group = dying_group  # type: ignore[assignment]
 
 
+def crash_before_hand_over(marker: Path) -> None:
+    flush_pending, hand_over = SqlJobRepository.flush_pending, DriverTransaction.hand_over
+    groups: dict[int, set[uuid.UUID]] = {}
+
+    async def flush_and_remember(self: SqlJobRepository) -> None:
+        # The transaction object is the group's own: what it is told here cannot mix with a concurrent group.
+        await flush_pending(self)
+        groups[id(self._transaction)] = set(self._prepared_events)
+
+    def die_instead(self: DriverTransaction) -> None:
+        group = groups.pop(id(self), set())
+        if len(group) > 1:
+            die(marker, group)
+        hand_over(self)
+
+    SqlJobRepository.flush_pending = flush_and_remember  # type: ignore[method-assign]
+    DriverTransaction.hand_over = die_instead  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     point, marker = sys.argv[1], Path(sys.argv[2])
-    {"before_commit": crash_before_commit, "after_commit": crash_after_commit}[point](marker)
+    points = {
+        "before_commit": crash_before_commit,
+        "after_commit": crash_after_commit,
+        "before_hand_over": crash_before_hand_over,
+    }
+    points[point](marker)
     app.main()

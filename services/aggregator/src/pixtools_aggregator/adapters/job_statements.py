@@ -57,10 +57,13 @@ STEPS_TABLE = cast(Table, Step.__table__)
 # Each job and its steps are looked up by key (a lateral subquery with a locking clause is never flattened into a
 # join), so the plan cannot become a scan of the whole table: the generic plan of the earlier `IN (subquery)` form
 # read every job and step while the tables were small or had no statistics, at 0.3-4 ms per group.
+# The pairs are read through `LIMIT cardinality($1)`, which keeps every pair (the two arrays have one length) but
+# is estimated at one row in the generic plan (see `WRITE_STATE`): with the bare `unnest`'s 10 the generic plan
+# looked dearer than a custom one for the group's real size, so Postgres re-planned the claim on every execution.
 # It runs on the session's asyncpg connection ($1: event ids, $2: their job ids); the rows are read by position:
 # the event id, its job id, the job's columns (`JOB_ATTRIBUTES`), then the step's (`STEP_ATTRIBUTES`).
 CLAIM_LOCK_AND_STEPS = f"""WITH pairs AS (
-    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS uuid[])) AS pairs(event_id, job_id)
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS uuid[])) AS pairs(event_id, job_id) LIMIT cardinality($1)
 ), claimed AS (
     INSERT INTO inbox (consumer, event_id) SELECT '{CONSUMER}', event_id FROM pairs
     ON CONFLICT (consumer, event_id) DO NOTHING
@@ -101,6 +104,13 @@ STEP_STATE_COLUMNS = ("state", "started_at", "finished_at", "error_code", "error
 # results travel as JSON text, and None as SQL NULL, as the session's flush writes it. It runs on the session's
 # asyncpg connection itself, with numbered parameters in `WRITE_STATE_PARAMETERS`' order: through SQLAlchemy, the
 # binding of its 34 arrays cost more CPU than asyncpg's encoding of them.
+# Each UPDATE reads its arrays through `LIMIT cardinality(...)`, which keeps every row (the arrays of one kind have
+# one length) but is estimated at one row in a generic plan: a limit that is not a constant counts as a tenth of
+# its input, and the input is the planner's default 10 rows for a function. That does two things. A one-row input
+# joins by a key lookup on `jobs_pkey` or `steps_pkey` (the bare `unnest` of 10 rows was joined by hashing a
+# sequential scan of the whole table while the table was small or had no statistics, the planner's floor being 10
+# pages). And the generic plan no longer looks dearer than a custom plan for the group's real sizes, so Postgres
+# keeps it after its first five executions on a connection instead of planning the statement again on each one.
 WRITE_STATE_PARAMETERS = (
     "job_ids", "job_states", "job_started", "job_finished", "job_updated", "job_codes", "job_messages",
     "step_jobs", "step_ids", "step_states", "step_started", "step_finished", "step_codes", "step_messages",
@@ -111,19 +121,23 @@ WRITE_STATE_PARAMETERS = (
 _WRITE_STATE_NAMED = f"""WITH written_jobs AS (
     UPDATE jobs SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
         updated_at = v.updated_at, error_code = v.error_code, error_message = v.error_message
-    FROM unnest(
-        CAST(:job_ids AS uuid[]), CAST(:job_states AS text[]), CAST(:job_started AS timestamptz[]),
-        CAST(:job_finished AS timestamptz[]), CAST(:job_updated AS timestamptz[]), CAST(:job_codes AS text[]),
-        CAST(:job_messages AS text[])
+    FROM (
+        SELECT * FROM unnest(
+            CAST(:job_ids AS uuid[]), CAST(:job_states AS text[]), CAST(:job_started AS timestamptz[]),
+            CAST(:job_finished AS timestamptz[]), CAST(:job_updated AS timestamptz[]), CAST(:job_codes AS text[]),
+            CAST(:job_messages AS text[])
+        ) LIMIT cardinality(CAST(:job_ids AS uuid[]))
     ) AS v(id, state, started_at, finished_at, updated_at, error_code, error_message)
     WHERE jobs.id = v.id
 ), written_steps AS (
     UPDATE steps SET state = v.state, started_at = v.started_at, finished_at = v.finished_at,
         error_code = v.error_code, error_message = v.error_message, result = CAST(v.result AS jsonb)
-    FROM unnest(
-        CAST(:step_jobs AS uuid[]), CAST(:step_ids AS text[]), CAST(:step_states AS text[]),
-        CAST(:step_started AS timestamptz[]), CAST(:step_finished AS timestamptz[]), CAST(:step_codes AS text[]),
-        CAST(:step_messages AS text[]), CAST(:step_results AS text[])
+    FROM (
+        SELECT * FROM unnest(
+            CAST(:step_jobs AS uuid[]), CAST(:step_ids AS text[]), CAST(:step_states AS text[]),
+            CAST(:step_started AS timestamptz[]), CAST(:step_finished AS timestamptz[]), CAST(:step_codes AS text[]),
+            CAST(:step_messages AS text[]), CAST(:step_results AS text[])
+        ) LIMIT cardinality(CAST(:step_jobs AS uuid[]))
     ) AS v(job_id, step_id, state, started_at, finished_at, error_code, error_message, result)
     WHERE steps.job_id = v.job_id AND steps.step_id = v.step_id
 ), staged_events AS (

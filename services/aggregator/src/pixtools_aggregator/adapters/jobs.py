@@ -1,40 +1,42 @@
-"""The job repository over SQLAlchemy: one instance per transaction."""
+"""The job repository over asyncpg and SQLAlchemy: one instance per transaction."""
 
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstanceState, make_transient_to_detached
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstanceState
 
 from pixtools_aggregator.adapters import job_statements as sql
+from pixtools_aggregator.adapters.rows import loaded, output_arrays, values_of
+from pixtools_aggregator.adapters.transactions import (
+    WEBHOOKS_TOPIC,
+    DriverTransaction,
+    SessionTransaction,
+    Transaction,
+)
 from pixtools_aggregator.errors import OutputsConflict
 from pixtools_contracts import Event, StepState
 from pixtools_db import Batch, Job, Output, Step, WebhookDelivery, lifecycle
-from pixtools_db.commits import defer
-from pixtools_db.outbox import stage_event_rows
 
-_Row = TypeVar("_Row", Job, Step)
-
-WEBHOOKS_TOPIC = "webhooks"
-"""The commit-hook topic of queued webhook deliveries: the dispatcher is woken when they commit."""
+__all__ = ["WEBHOOKS_TOPIC", "SqlJobRepository", "group_transaction", "job_transaction"]
 
 
 class SqlJobRepository:
-    """Jobs, steps and outputs in the session's transaction.
+    """Jobs, steps and outputs in one transaction: a session's, or a pooled asyncpg connection's (`Transaction`).
 
-    A group of events is `prepare`d: one statement claims their inbox rows and locks their jobs, one loads the
-    jobs' steps, and the handlers then find them here without a round trip. Outputs are written when a job's
-    final outputs are asked for, or before the commit; the changed jobs and steps and the NOTIFYs go out in one
-    statement before the commit (`flush_pending`).
+    A group of events is `prepare`d: one statement claims their inbox rows, locks their jobs and loads their steps,
+    and the handlers then find them here without a round trip. Outputs are written when a job's final outputs are
+    asked for, or before the commit; the changed jobs and steps and the NOTIFYs go out in one statement before the
+    commit (`flush_pending`). Jobs and steps read by `prepare` belong to no session: only that statement writes them.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, transaction: AsyncSession | Transaction) -> None:
+        self._transaction = SessionTransaction(transaction) if isinstance(transaction, AsyncSession) else transaction
         self._prepared_events: set[uuid.UUID] = set()
         self._claimed: set[uuid.UUID] = set()
         self._missing_jobs: set[uuid.UUID] = set()
@@ -47,12 +49,13 @@ class SqlJobRepository:
         self._listed_unwritten: set[uuid.UUID] = set()
         self._notified: dict[uuid.UUID, None] = {}
         self._staged_rows: list[dict[str, Any]] = []
+        self._written: dict[int, tuple[Any, ...]] = {}
 
     async def prepare(self, events: Sequence[Event]) -> None:
         """Claim these events' inbox rows, lock the jobs of the new ones and load their steps, in one statement."""
         event_ids = [event.event_id for event in events]
         self._prepared_events.update(event_ids)
-        driver = await _driver_connection(self._session)
+        driver = await self._transaction.driver()
         rows = await driver.fetch(sql.CLAIM_LOCK_AND_STEPS, event_ids, [event.job_id for event in events])
         # A row per claimed event and step of its job, in job and step order; a job's steps repeat for each of its
         # claimed events.
@@ -65,22 +68,16 @@ class SqlJobRepository:
                 self._missing_jobs.add(job_id)
                 continue
             if job_id not in self._jobs:
-                self._jobs[job_id] = self._attach(Job(**dict(zip(sql.JOB_ATTRIBUTES, row[2:job_end], strict=True))))
+                self._jobs[job_id] = loaded(Job, dict(zip(sql.JOB_ATTRIBUTES, row[2:job_end], strict=True)))
             job_steps = steps.setdefault(job_id, {})
             step_values = dict(zip(sql.STEP_ATTRIBUTES, row[job_end:], strict=True))
             if step_values["step_id"] is not None and step_values["step_id"] not in job_steps:
-                job_steps[step_values["step_id"]] = self._attach(Step(**step_values))
+                job_steps[step_values["step_id"]] = loaded(Step, step_values)
         for job_id, by_id in steps.items():
             self._steps[job_id] = list(by_id.values())
             # A group lists a job's final outputs from memory where it can; should that ever meet an output that
             # already existed, the group fails and its events go one at a time, where the outputs are queried.
             self._succeeded_before[job_id] = any(step.state == StepState.SUCCEEDED for step in by_id.values())
-
-    def _attach(self, row: _Row) -> _Row:
-        """Put a row read outside the ORM into the session as loaded (persistent, no changes), as a query would."""
-        make_transient_to_detached(row)
-        self._session.add(row)
-        return row
 
     async def claim_event(self, event_id: uuid.UUID) -> bool:
         """Record the event in the inbox; False when it was applied before."""
@@ -89,7 +86,8 @@ class SqlJobRepository:
             fresh = event_id in self._claimed
             self._claimed.discard(event_id)
             return fresh
-        inserted = await self._session.scalar(sql.CLAIM, {"event_id": event_id})
+        session = await self._transaction.session()
+        inserted = await session.scalar(sql.CLAIM, {"event_id": event_id})
         return inserted is not None
 
     async def lock_job(self, job_id: uuid.UUID) -> Job | None:
@@ -98,7 +96,8 @@ class SqlJobRepository:
             return self._jobs[job_id]
         if job_id in self._missing_jobs:
             return None
-        job = await self._session.scalar(sql.LOCK_JOB, {"job_id": job_id})
+        session = await self._transaction.session()
+        job = await session.scalar(sql.LOCK_JOB, {"job_id": job_id})
         if job is not None:
             self._jobs[job_id] = job
         return job
@@ -106,7 +105,8 @@ class SqlJobRepository:
     async def steps(self, job_id: uuid.UUID) -> list[Step]:
         """The job's steps in tree order."""
         if job_id not in self._steps:
-            self._steps[job_id] = list(await self._session.scalars(sql.STEPS, {"job_id": job_id}))
+            session = await self._transaction.session()
+            self._steps[job_id] = list(await session.scalars(sql.STEPS, {"job_id": job_id}))
         return self._steps[job_id]
 
     async def add_outputs(self, outputs: Sequence[Output]) -> None:
@@ -129,8 +129,9 @@ class SqlJobRepository:
         await self._write_outputs()
         # The query reads outputs and step positions, which no pending change touches: the job's and steps'
         # updates can wait for the one write before the commit instead of a flush of their own here.
-        with self._session.no_autoflush:
-            return list(await self._session.scalars(sql.FINAL_OUTPUTS, {"job_id": job_id}))
+        session = await self._transaction.session()
+        with session.no_autoflush:
+            return list(await session.scalars(sql.FINAL_OUTPUTS, {"job_id": job_id}))
 
     async def _write_outputs(self) -> None:
         outputs, self._outputs = self._outputs, []
@@ -138,8 +139,9 @@ class SqlJobRepository:
             return
         rows = [{name: getattr(output, name) for name in ("id", *sql.OUTPUT_FIELDS)} for output in outputs]
         # Nothing else is flushed with them: the changed jobs and steps go out in one statement before the commit.
-        with self._session.no_autoflush:
-            inserted = set(await self._session.scalars(sql.ADD_OUTPUTS, rows))
+        session = await self._transaction.session()
+        with session.no_autoflush:
+            inserted = set(await session.scalars(sql.ADD_OUTPUTS, rows))
         self._check_inserted(outputs, inserted)
 
     def _check_inserted(self, outputs: Sequence[Output], inserted: set[uuid.UUID]) -> None:
@@ -156,8 +158,8 @@ class SqlJobRepository:
     async def flush_pending(self) -> None:
         """Write the waiting outputs, the changed jobs and steps, and send the NOTIFYs; called before the commit."""
         outputs, self._outputs = self._outputs, []
-        jobs = _changed(self._jobs.values(), sql.JOB_STATE_COLUMNS)
-        steps = _changed((step for steps in self._steps.values() for step in steps), sql.STEP_STATE_COLUMNS)
+        jobs = self._changed(self._jobs.values(), sql.JOB_STATE_COLUMNS)
+        steps = self._changed((step for steps in self._steps.values() for step in steps), sql.STEP_STATE_COLUMNS)
         job_ids, self._notified = list(self._notified), {}
         event_rows, self._staged_rows = self._staged_rows, []
         if not (jobs or steps or job_ids or event_rows or outputs):
@@ -184,24 +186,43 @@ class SqlJobRepository:
             "bodies": [row["body"] for row in event_rows],
             "headers": [json.dumps(row["headers"]) for row in event_rows],
             "notify": [str(job_id) for job_id in job_ids],
-            **_output_arrays(outputs),
+            **output_arrays(outputs),
         }
         # Straight on the session's asyncpg connection, in its transaction; see `sql.WRITE_STATE`.
-        driver = await _driver_connection(self._session)
+        driver = await self._transaction.driver()
         written = await driver.fetchrow(sql.WRITE_STATE, *(parameters[name] for name in sql.WRITE_STATE_PARAMETERS))
         self._check_inserted(outputs, set(written["written_outputs"]))
-        # Written: the session's flush at commit must not write them again.
-        for row in (*jobs, *steps):
-            self._session.expunge(row)
+        # Written: neither a later call nor a session's flush at commit may write them again.
+        for row, columns in (
+            *((job, sql.JOB_STATE_COLUMNS) for job in jobs),
+            *((s, sql.STEP_STATE_COLUMNS) for s in steps),
+        ):
+            self._written[id(row)] = values_of(row, columns)
+            state: InstanceState[Any] = inspect(row)
+            if state.session is not None:
+                state.session.expunge(row)
+
+    def _changed(self, rows: Iterable[Job | Step], columns: tuple[str, ...]) -> list[Any]:
+        """The rows among these with changes not yet written, all of them to the given columns."""
+        changed = []
+        for row in rows:
+            state: InstanceState[Any] = inspect(row)
+            if not state.modified or self._written.get(id(row)) == values_of(row, columns):
+                continue
+            if set(state.committed_state) <= set(columns):
+                changed.append(row)
+            elif state.session is None:
+                # Only the write statement would save it, and it writes only these columns: refuse to lose a change.
+                raise RuntimeError(f"{row!r} changed outside {columns}; no statement writes that")
+        return changed
 
     def stage(self, event: Event) -> None:
         """Put an event in the outbox: its row is written before the commit, and the relay publishes it after."""
-        self._staged_rows.extend(stage_event_rows(self._session, [event]))
+        self._staged_rows.extend(self._transaction.stage_rows([event]))
 
     def add_webhook(self, delivery: WebhookDelivery) -> None:
         """Queue a webhook delivery with the transaction; the dispatcher hears of it when it commits."""
-        self._session.add(delivery)
-        defer(self._session, WEBHOOKS_TOPIC, [delivery])
+        self._transaction.add_webhook(delivery)
 
     async def notify(self, job_id: uuid.UUID) -> None:
         """NOTIFY the jobs channel before the commit; Postgres delivers it only if the transaction commits."""
@@ -209,78 +230,60 @@ class SqlJobRepository:
 
     async def lock_batch(self, batch_id: uuid.UUID) -> Batch | None:
         """The batch, locked FOR NO KEY UPDATE; a waiter gets the row as the transaction before it committed it."""
-        return await self._session.scalar(sql.LOCK_BATCH, {"batch_id": batch_id})
+        session = await self._transaction.session()
+        return await session.scalar(sql.LOCK_BATCH, {"batch_id": batch_id})
 
     async def start_batch(self, batch_id: uuid.UUID, now: datetime) -> None:
         """Move the batch from 'accepted' to 'running'; a batch in any other state is not even locked."""
-        await lifecycle.start_batch(self._session, batch_id, at=now)
+        await lifecycle.start_batch(await self._transaction.session(), batch_id, at=now)
 
     async def has_unfinished_jobs(self, batch_id: uuid.UUID) -> bool:
         """True while any job of the batch is not terminal."""
         # This transaction's own job changes must be in the rows the query reads.
-        await self._session.flush()
-        return bool(await self._session.scalar(sql.UNFINISHED_JOBS, {"batch_id": batch_id}))
+        await self.flush_pending()
+        session = await self._transaction.session()
+        return bool(await session.scalar(sql.UNFINISHED_JOBS, {"batch_id": batch_id}))
 
     async def count_batch_jobs(self, batch_id: uuid.UUID) -> dict[str, int]:
         """The batch's jobs counted by state, in one GROUP BY."""
-        await self._session.flush()
-        rows = await self._session.execute(sql.COUNT_BATCH_JOBS, {"batch_id": batch_id})
+        await self.flush_pending()
+        session = await self._transaction.session()
+        rows = await session.execute(sql.COUNT_BATCH_JOBS, {"batch_id": batch_id})
         return {state: count for state, count in rows}
 
     async def notify_batch(self, batch_id: uuid.UUID) -> None:
         """NOTIFY the batches channel; Postgres delivers it only if the transaction commits."""
-        await self._session.execute(sql.NOTIFY_BATCH, {"batch_id": str(batch_id)})
-
-
-async def _driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, inside the session's transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    adapted: Any = raw.dbapi_connection
-    driver = raw.driver_connection
-    # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes itself: a statement sent
-    # straight to the driver before that would run, and commit, on its own. Its private names are checked here, so
-    # that an upgrade that renames them fails loudly instead.
-    if driver is None or not hasattr(adapted, "_transaction") or not hasattr(adapted, "_start_transaction"):
-        raise RuntimeError("cannot reach the transaction of the session's asyncpg connection")
-    if adapted._transaction is None:
-        await adapted._start_transaction()
-    return driver
-
-
-def _output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
-    arrays = {
-        "output_ids": "id",
-        "output_jobs": "job_id",
-        "output_steps": "step_id",
-        "output_ops": "op",
-        "output_names": "name",
-        "output_roles": "role",
-        "output_finals": "is_final",
-        "output_keys": "key",
-        "output_types": "content_type",
-        "output_bytes": "bytes",
-        "output_sha256s": "sha256",
-        "output_widths": "width",
-        "output_heights": "height",
-    }
-    return {parameter: [getattr(output, name) for output in outputs] for parameter, name in arrays.items()}
-
-
-def _changed(rows: Iterable[Job | Step], columns: tuple[str, ...]) -> list[Any]:
-    """The rows among these with unsaved changes, all of them to the given columns."""
-    changed = []
-    for row in rows:
-        state: InstanceState[Any] = inspect(row)
-        if state.session_id is not None and state.modified and set(state.committed_state) <= set(columns):
-            changed.append(row)
-    return changed
+        session = await self._transaction.session()
+        await session.execute(sql.NOTIFY_BATCH, {"batch_id": str(batch_id)})
 
 
 @asynccontextmanager
 async def job_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[SqlJobRepository]:
-    """A repository in a new transaction that commits when the block succeeds and rolls back otherwise."""
+    """A repository in a new session's transaction that commits when the block succeeds and rolls back otherwise."""
     async with sessions.begin() as session:
         repository = SqlJobRepository(session)
         yield repository
         await repository.flush_pending()
+
+
+@asynccontextmanager
+async def group_transaction(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[SqlJobRepository]:
+    """A repository in a transaction on a pooled asyncpg connection, for a group of step events; as `job_transaction`.
+
+    The COMMIT comes after `flush_pending`, and the staged events go to the relay after the COMMIT, as with a session.
+    """
+    transaction = DriverTransaction(engine, sessions)
+    try:
+        await transaction.begin()
+        repository = SqlJobRepository(transaction)
+        yield repository
+        await repository.flush_pending()
+        await transaction.commit()
+        transaction.hand_over()
+    except BaseException:
+        await transaction.rollback()
+        raise
+    finally:
+        await transaction.close()

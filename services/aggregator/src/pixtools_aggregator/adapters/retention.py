@@ -72,7 +72,11 @@ class SqlRetentionRepository:
         return len(deleted.all())
 
     async def delete_published_outbox(self, *, published_before: datetime, limit: int) -> int:
-        """Delete outbox rows published before the cutoff."""
+        """Delete outbox rows marked published before the cutoff.
+
+        The relays delete a row once its event is confirmed and no longer mark it, so only rows that older versions
+        marked come here; `ix_outbox_published` finds them, and holds no entry for any other row.
+        """
         old = (
             select(Outbox.id)
             .where(Outbox.published_at < published_before)
