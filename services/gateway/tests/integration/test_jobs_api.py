@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import struct
 import zlib
 
@@ -222,3 +223,28 @@ async def test_listing_is_tenant_scoped_and_pages_with_a_cursor(api, tenant_key,
 async def test_bad_cursor_is_a_422_problem(api, tenant_key):
     response = await api.client.get("/v1/jobs", params={"cursor": "@@@"}, headers=api.as_tenant(tenant_key))
     _problem(response, 422, "invalid-request")
+
+
+def _submissions_left(response) -> int:
+    """The `r` of a response's RateLimit field for the submissions policy."""
+    found = re.fullmatch(r'"submissions";r=(\d+);t=\d+', response.headers["RateLimit"])
+    assert found, response.headers.get("RateLimit")
+    return int(found.group(1))
+
+
+async def test_a_submission_spends_one_submission_and_a_credential_refused_its_scope_spends_none(api, tenant_key):
+    created = await api.client.post(
+        "/v1/api-keys", json={"name": "reader", "scopes": ["jobs:read"]}, headers=api.as_tenant(tenant_key)
+    )
+    assert created.status_code == 201, created.text
+    reader = created.json()["key"]
+
+    first = await _submit(api, tenant_key)
+    refused = await _submit(api, reader)
+    second = await _submit(api, tenant_key)
+
+    assert first.status_code == second.status_code == 202
+    _problem(refused, 403, "forbidden")
+    assert "'jobs:write'" in refused.json()["detail"]
+    assert "RateLimit" not in refused.headers, "a refused credential spends none of the tenant's submissions"
+    assert _submissions_left(second) == _submissions_left(first) - 1

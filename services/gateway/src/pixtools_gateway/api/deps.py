@@ -80,14 +80,27 @@ _CALLER = "pixtools.caller"
 """Where a request keeps its authenticated caller, keyed by the credential it came with."""
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+"""The `Authorization: Bearer` credential, if sent (declared as the `Bearer` security scheme)."""
+KeyHeader = Annotated[str | None, Depends(_KEY_HEADER)]
+"""The `X-API-Key` header, if sent (declared as the `ApiKey` security scheme)."""
+
+
 async def caller(
-    request: Request,
-    security_scopes: SecurityScopes,
-    shared: Shared,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    x_api_key: Annotated[str | None, Depends(_KEY_HEADER)],
+    request: Request, security_scopes: SecurityScopes, shared: Shared, bearer: BearerCredentials, x_api_key: KeyHeader
 ) -> Caller:
     """Authenticate the key or access token from `Authorization: Bearer` or `X-API-Key`; check the route's scopes."""
+    return await authenticated(request, security_scopes.scopes, shared, bearer, x_api_key)
+
+
+async def authenticated(
+    request: Request,
+    scopes: list[str],
+    shared: Resources,
+    bearer: HTTPAuthorizationCredentials | None,
+    x_api_key: str | None,
+) -> Caller:
+    """The caller of a request's credential, authenticated once per request, with `scopes` checked on every ask."""
     credential = bearer.credentials.strip() if bearer is not None else x_api_key
     if not credential:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'", headers=challenge())
@@ -102,7 +115,7 @@ async def caller(
         else:
             who = await _key_caller(shared, credential)
         request.scope[_CALLER] = (credential, who)
-    for scope in security_scopes.scopes:
+    for scope in scopes:
         if scope not in who.scopes:
             raise Forbidden(
                 f"this operation needs the '{scope}' scope, which this credential does not have",

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 from pixtools_contracts import JobState
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, read_json_object
 from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Session, Shared, TenantId
-from pixtools_gateway.api.limits import AppLimits, ReadLimited, SubmissionLimited, held
+from pixtools_gateway.api.limits import AppLimits, ReadLimited, SubmittingTenant, held
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import job_events as job_progress
 from pixtools_gateway.api.waiting import terminal_view
@@ -21,6 +21,7 @@ from pixtools_gateway.handlers.control import Controlled, cancel_job, retry_job
 from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, Upload, submit_job
+from pixtools_gateway.limiting import Limiting
 from pixtools_gateway.openapi import download, event_stream, problems
 from pixtools_gateway.pipelines import parse_pipeline
 from pixtools_gateway.prefer import requested_wait
@@ -74,15 +75,9 @@ _JSON_BODY_LIMIT = 256 * 1024
         },
         **problems(409, 413, 415, 422, 429),
     },
-    dependencies=[SubmissionLimited],
 )
 async def submit(
-    request: Request,
-    shared: Shared,
-    tenant_id: JobsWriter,
-    limits: AppLimits,
-    idempotency_key: IdempotencyKey = None,
-    prefer: PreferWait = None,
+    request: Request, tenant_id: SubmittingTenant, idempotency_key: IdempotencyKey = None, prefer: PreferWait = None
 ) -> Response:
     """Accept a job: 202 only once the job and its outbox rows are committed.
 
@@ -90,6 +85,9 @@ async def submit(
     finish: 200 with the whole job if it did, else the usual 202. Other preferences and malformed values are
     ignored.
     """
+    # Taken from the app's state rather than as dependencies: each dependency is solved anew on every request.
+    shared: Resources = request.app.state.resources
+    limits: Limiting = request.app.state.limiting
     content_type = request.headers.get("content-type", "")
     upload: Upload | None = None
     body: JobUpload | JobFromUrl
