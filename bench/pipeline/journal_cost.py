@@ -7,7 +7,9 @@ the same messages unmandatory to an exchange with no queue, so the difference to
 
     flock /tmp/bench.lock .venv/bin/python bench/pipeline/journal_cost.py --messages 2000 --rounds 4
 
-The broker's idle background (a few ms of CPU per second) counts in every shape alike, through the elapsed time.
+`--rate 80` spreads the publishes as the pipeline's journal copies arrive (two per job at 40 jobs/s), so each
+waits for a flush of its own. The broker's idle background (a few ms of CPU per second) counts in every shape
+alike, through the elapsed time.
 """
 
 import argparse
@@ -61,7 +63,9 @@ def beam_cpu_seconds() -> float:
     return total
 
 
-async def publish_round(channel: AbstractChannel, shape: str, messages: int, in_flight: int) -> tuple[float, float]:
+async def publish_round(
+    channel: AbstractChannel, shape: str, messages: int, in_flight: int, rate: float
+) -> tuple[float, float]:
     """Publish to a fresh queue of the shape; return (beam.smp ms per message, confirm round trip ms)."""
     prefix = f"bench-journal-{secrets.token_hex(3)}"
     exchange = await channel.declare_exchange(f"{prefix}.events", ExchangeType.TOPIC, durable=True)
@@ -77,6 +81,8 @@ async def publish_round(channel: AbstractChannel, shape: str, messages: int, in_
     slots = asyncio.Semaphore(in_flight)
 
     async def publish_one(number: int) -> None:
+        if rate:
+            await asyncio.sleep(number / rate)
         async with slots:
             message = aio_pika.Message(BODY, delivery_mode=DeliveryMode.PERSISTENT, message_id=str(number))
             await exchange.publish(message, routing_key="job.completed.v1", mandatory=spec is not None)
@@ -89,7 +95,8 @@ async def publish_round(channel: AbstractChannel, shape: str, messages: int, in_
     if queue is not None:
         await queue.delete(if_unused=False, if_empty=False)
     await exchange.delete()
-    return cpu * 1000 / messages, elapsed * 1000 * in_flight / messages
+    confirm_ms = elapsed * 1000 * in_flight / messages if not rate else float("nan")
+    return cpu * 1000 / messages, confirm_ms
 
 
 async def main() -> None:
@@ -98,6 +105,7 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--in-flight", type=int, default=1, help="confirms awaited at once (1: one at a time)")
+    parser.add_argument("--rate", type=float, default=0, help="messages per second, spread evenly (0: at once)")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     args = parser.parse_args()
     shapes = args.shapes.split(",")
@@ -107,7 +115,7 @@ async def main() -> None:
     for round_number in range(args.rounds):
         order = shapes[round_number % len(shapes) :] + shapes[: round_number % len(shapes)]
         for shape in order:
-            results[shape].append(await publish_round(channel, shape, args.messages, args.in_flight))
+            results[shape].append(await publish_round(channel, shape, args.messages, args.in_flight, args.rate))
         print(f"round {round_number + 1} done, load {os.getloadavg()[0]:.2f}", flush=True)
     await connection.close()
     print(f"{'shape':18s} beam.smp ms/message per round (median)            confirm ms (median)")
