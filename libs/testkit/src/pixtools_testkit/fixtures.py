@@ -101,7 +101,6 @@ async def delete_namespace(amqp_url: str, name: str) -> None:
             for queue in (f"{name}.{service}", f"{name}.{service}.dlq", *delay_queues):
                 await channel.queue_delete(queue)
         await channel.queue_delete(f"{name}.journal")
-        await channel.queue_delete(f"{name}.journal.v2")
         await channel.queue_delete(f"{name}.cancellations")
         for exchange in ("events", "dlx", "redeliver"):
             await channel.exchange_delete(f"{name}.{exchange}")

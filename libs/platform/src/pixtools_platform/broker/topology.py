@@ -15,13 +15,6 @@ JOURNAL_KEYS = ("job.#", "objects.#")
 CANCELLED_KEY = "job.cancelled.v1"
 JOURNAL_LENGTH = 100_000
 JOURNAL_TTL_MS = 7 * 24 * 3600 * 1000
-JOURNAL_QUEUE_VERSION = 2
-"""Classic queue storage version 2: the broker spends about a third less CPU per persistent copy than on version 1.
-
-Nobody consumes the journal, so what it costs is the broker's work to store, fsync and drop every notification:
-`bench/pipeline/journal_cost.py` measured 0.29 against 0.41 ms of broker CPU per confirmed persistent publish
-(docs/benchmarks.md, section "journal"). A queue's version cannot change in place, hence a new journal name.
-"""
 
 CANCELLATIONS_MAX_AGE_S = 7 * 24 * 3600
 """How long the cancellations stream keeps a cancellation; a fixed name-wide value, since every declarer must agree."""
@@ -53,11 +46,6 @@ class Topology:
     @property
     def journal(self) -> str:
         """A bounded queue keeping recent notifications, so an event with no subscriber yet is still routable."""
-        return f"{self.namespace}.journal.v2"
-
-    @property
-    def retired_journal(self) -> str:
-        """The journal's earlier queue (storage version 1), deleted once the current one is bound."""
         return f"{self.namespace}.journal"
 
     @property
@@ -85,20 +73,12 @@ class Topology:
         journal = await channel.declare_queue(
             self.journal,
             durable=True,
-            arguments={
-                "x-max-length": JOURNAL_LENGTH,
-                "x-overflow": "drop-head",
-                "x-message-ttl": JOURNAL_TTL_MS,
-                "x-queue-version": JOURNAL_QUEUE_VERSION,
-            },
+            arguments={"x-max-length": JOURNAL_LENGTH, "x-overflow": "drop-head", "x-message-ttl": JOURNAL_TTL_MS},
         )
         # Notifications (job.*, objects.*) may have no subscriber yet; commands
         # (step.requested.*) are deliberately not journalled, so a command nobody consumes stays an error.
         for key in JOURNAL_KEYS:
             await journal.bind(events, routing_key=key)
-        # Only now, with the current journal bound, may the retired one go: deleting it first would leave a moment
-        # in which a notification routes nowhere. Deleting a queue that is already gone is no error.
-        await channel.queue_delete(self.retired_journal)
         # Declared with the exchanges, so a cancellation published before any stage starts is still kept.
         cancellations = await channel.declare_queue(
             self.cancellations,
