@@ -13,9 +13,10 @@ import json
 import statistics
 import time
 import uuid
+from typing import Any
 
 import uvloop
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pixtools_contracts import ObjectRef, original_key
@@ -26,7 +27,7 @@ from pixtools_gateway.pipelines import parse_pipeline
 PIPELINE = parse_pipeline([{"op": "convert", "params": {"format": "webp", "quality": 80}}])
 
 
-def job(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def job(tenant_id: uuid.UUID) -> tuple[TextClause, dict[str, Any]]:
     """The statement and parameters of one new job, as `submit_job` builds them."""
     submission = Submission(
         tenant_id=tenant_id,
