@@ -21,6 +21,9 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     PoolTimeout,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # The server shutting down or crashing, refusing connections while it starts, or a statement timeout: raised as
+    # they are where a statement runs on the driver itself (the submit's INSERT), wrapped above otherwise.
+    asyncpg.exceptions.OperatorInterventionError,
     ConnectionError,
 )
 """Errors that mean a backing service is unreachable, not that the request is wrong."""
