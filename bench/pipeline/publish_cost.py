@@ -67,7 +67,7 @@ def step_completed() -> StepCompleted:
 
 
 async def timed(count: int, in_flight: int, publish_one: Callable[[int], Awaitable[None]]) -> tuple[float, float]:
-    """CPU ms and wall ms per call of `publish_one(0..count-1)`, from `in_flight` tasks each awaiting its calls in turn."""
+    """CPU ms and wall ms per call of `publish_one(0..count-1)`, from `in_flight` tasks each awaiting its own."""
 
     async def worker(first: int) -> None:
         for number in range(first, count, in_flight):
@@ -101,7 +101,9 @@ async def one_round(amqp_url: str, count: int) -> dict[str, float]:
 
         # Fresh ids for the relay's path too: aiormq finds a returned message by its id.
         encoded = [(event, event.model_dump_json().encode(), str(uuid.uuid4())) for event in events]
-        channel = await publisher._channel.get_underlay_channel()  # noqa: SLF001 - the floor needs aiormq's channel
+        # A confirming channel of its own on the same connection, opened as `Publisher.open` opens its one.
+        confirming = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await confirming.get_underlay_channel()
 
         async def publish(number: int) -> None:
             await publisher.publish(events[number])
