@@ -9,6 +9,7 @@ process's CPU per publish (`time.process_time`, the loop's frame reading and wri
 - `encode`: `encode_event` alone (the body's JSON and the message properties), no I/O;
 - `publish_serial` / `publish_16`: `Publisher.publish(event)` one at a time, and from 16 concurrent publishers (a
   worker's prefetch) each publishing its share one at a time;
+- `all_serial`: `Publisher.publish_all([event])` one at a time, as ingest publishes a one-step job's outcome;
 - `json_serial` / `json_16`: `Publisher.publish_json`, the outbox relay's path, with the body already encoded;
 - `floor_serial` / `floor_16`: aiormq's own `basic_publish` with prepared properties on the same channel, the
   part of a publish the wrapper cannot remove; the difference to `json_*` is what `Publisher` and aio-pika add.
@@ -137,7 +138,11 @@ async def one_round(amqp_url: str, count: int) -> dict[str, float]:
             )
             assert isinstance(result, aiormq.spec.Basic.Ack)
 
+        async def publish_all(number: int) -> None:
+            await publisher.publish_all([events[number]])
+
         paths: list[tuple[str, int, Callable[[int], Awaitable[None]]]] = [
+            ("all_serial", 1, publish_all),
             ("publish_serial", 1, publish),
             ("json_serial", 1, publish_json),
             ("floor_serial", 1, floor),
