@@ -102,8 +102,12 @@ class Publisher:
         would then report the step done twice and never start its successors.
         """
         pending = list(events)
-        await asyncio.gather(*(self.publish(event) for event in pending if not event.fanout))
-        await asyncio.gather(*(self.publish(event) for event in pending if event.fanout))
+        for group in ([event for event in pending if not event.fanout], [event for event in pending if event.fanout]):
+            if len(group) == 1:
+                # A lone publish (a one-step job's outcome) is awaited here rather than in a task of its own.
+                await self.publish(group[0])
+            elif group:
+                await asyncio.gather(*(self.publish(event) for event in group))
 
     async def publish_message(self, routing_key: str, message: aio_pika.Message, exchange: str | None = None) -> None:
         """Publish a prepared message to the events exchange, or to a named exchange ('' is the default one)."""
@@ -138,6 +142,10 @@ class Publisher:
         This is what aio-pika's `Exchange.publish` does, less its debug logging and the exchange object that had
         to be looked up for every named exchange. The channel is asked for on every publish, never kept: a robust
         channel's underlying channel is replaced when it reconnects, and asking waits for a reconnect under way.
+
+        With `wait=False` aiormq does not hold the channel's lock until its writer task has put the frames on the
+        socket, which cost a future and a wake-up per publish. No guarantee is weaker for it: the broker confirms a
+        message only once it has it, the confirm is awaited here, and a connection lost before then fails it.
         """
         if self._channel.is_closed:
             raise ChannelInvalidStateError(f"{self._channel!r} closed")
@@ -149,6 +157,7 @@ class Publisher:
                 routing_key=routing_key,
                 properties=message.properties,
                 mandatory=True,
+                wait=False,
             )
         except DeliveryError as error:
             # The channel raises on a returned message (on_return_raises): no queue matched the routing key.
