@@ -142,10 +142,6 @@ class Publisher:
         This is what aio-pika's `Exchange.publish` does, less its debug logging and the exchange object that had
         to be looked up for every named exchange. The channel is asked for on every publish, never kept: a robust
         channel's underlying channel is replaced when it reconnects, and asking waits for a reconnect under way.
-
-        With `wait=False` aiormq does not hold the channel's lock until its writer task has put the frames on the
-        socket, which cost a future and a wake-up per publish. No guarantee is weaker for it: the broker confirms a
-        message only once it has it, the confirm is awaited here, and a connection lost before then fails it.
         """
         if self._channel.is_closed:
             raise ChannelInvalidStateError(f"{self._channel!r} closed")
@@ -157,7 +153,6 @@ class Publisher:
                 routing_key=routing_key,
                 properties=message.properties,
                 mandatory=True,
-                wait=False,
             )
         except DeliveryError as error:
             # The channel raises on a returned message (on_return_raises): no queue matched the routing key.
