@@ -36,7 +36,7 @@ def json_message(
     """A persistent JSON message with an event's properties, built straight as the frame's properties.
 
     aio-pika's `Message` would normalise every value and then copy them into the same properties object, at about
-    twenty times the CPU (measured in bench/pipeline/publish_cost.py); these values are already plain strings.
+    twenty times the CPU (18 against 0.9 µs a message, by timeit); these values are already plain strings.
     Priority 0 is what `Message` sets when none is given: it stays, so that the bytes on the wire do not change.
     """
     properties = spec.Basic.Properties(
