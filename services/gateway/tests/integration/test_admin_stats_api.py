@@ -166,12 +166,13 @@ async def test_queue_figures_come_from_the_management_api_with_unacked_counts(
     ingest, aggregator = broker.topology.queue("ingest"), broker.topology.queue("aggregator")
 
     async with gateway(settings) as client:
-        # The management API samples queues every few seconds: wait for it to catch up.
+        # The management API samples each queue's message counts every few seconds, one queue at a time (a queue
+        # not sampled yet has none; its consumer count is current at once): wait for both queues to catch up.
         stats = await eventually(
             lambda: _stats(client, admin_key),
             lambda found: (
                 (_queues(found)[ingest]["ready"], _queues(found)[ingest]["unacked"]) == (2, 1)
-                and _queues(found)[aggregator]["consumers"] == 1
+                and (_queues(found)[aggregator]["unacked"], _queues(found)[aggregator]["consumers"]) == (1, 1)
             ),
             seconds=40,
         )
