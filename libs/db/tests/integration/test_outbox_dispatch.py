@@ -94,6 +94,20 @@ async def _deleted(sessions: async_sessionmaker[AsyncSession], event_id: uuid.UU
     return False
 
 
+async def _next_relay_publishes_and_deletes(
+    sessions: async_sessionmaker[AsyncSession], publisher: Publisher, heard: AbstractQueue, event_id: uuid.UUID
+) -> None:
+    """A new relay (another replica, or the restarted process) sweeps the row: its event is heard, then the row is
+    gone (the sweep deletes its rows when its claiming transaction commits, a moment after the publish)."""
+    relay = OutboxRelay(sessions, publisher, poll_s=0.1, grace_s=0.1)
+    relay.start()
+    try:
+        assert await _hears(heard, str(event_id), timeout_s=10)
+        assert await _deleted(sessions, event_id)
+    finally:
+        await relay.stop()
+
+
 async def test_a_committed_event_is_published_at_once_and_its_row_deleted(relayed: Relayed) -> None:
     event = _cancelled()
     async with relayed.sessions.begin() as session:
@@ -242,15 +256,8 @@ async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
         heard = await (await connection.channel()).declare_queue(exclusive=True)
         await heard.bind(topology.events, "job.cancelled.v1")
         # The next relay to run (another replica, or the restarted process) sweeps the committed row.
-        relay = OutboxRelay(sessions, publisher, poll_s=0.1, grace_s=0.1)
-        relay.start()
-        try:
-            # Rows other tests left unpublished in this database may come first.
-            assert await _hears(heard, str(event_id), timeout_s=10)
-            # The sweep deletes its rows when its claiming transaction commits, a moment after the publish.
-            assert await _deleted(sessions, event_id)
-        finally:
-            await relay.stop()
+        # Rows other tests left unpublished in this database may come first.
+        await _next_relay_publishes_and_deletes(sessions, publisher, heard, event_id)
     finally:
         await connection.close()
         await engine.dispose()
@@ -321,15 +328,9 @@ async def test_a_relay_killed_after_the_confirm_and_before_the_delete_commits_lo
         # would have been deleted is still there.
         assert await _hears(heard, str(event_id), timeout_s=5)
         assert await _stored(sessions, event_id), "the kill came before the delete committed"
-        relay = OutboxRelay(sessions, publisher, poll_s=0.1, grace_s=0.1)
-        relay.start()
-        try:
-            # The next relay's sweep publishes it again under the same event id: a copy that consumers deduplicate
-            # (the aggregator's inbox is keyed by event id), and nothing lost. Then the row is gone.
-            assert await _hears(heard, str(event_id), timeout_s=10)
-            assert await _deleted(sessions, event_id)
-        finally:
-            await relay.stop()
+        # The next relay's sweep publishes it again under the same event id: a copy that consumers deduplicate
+        # (the aggregator's inbox is keyed by event id), and nothing lost. Then the row is gone.
+        await _next_relay_publishes_and_deletes(sessions, publisher, heard, event_id)
     finally:
         await connection.close()
         await engine.dispose()

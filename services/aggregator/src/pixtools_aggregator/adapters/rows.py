@@ -11,24 +11,27 @@ from pixtools_db import Job, Output, Step
 _Row = TypeVar("_Row", Job, Step)
 
 
+# The write statement's output parameters, and the attribute of an output each takes.
+_OUTPUT_ARRAYS = {
+    "output_ids": "id",
+    "output_jobs": "job_id",
+    "output_steps": "step_id",
+    "output_ops": "op",
+    "output_names": "name",
+    "output_roles": "role",
+    "output_finals": "is_final",
+    "output_keys": "key",
+    "output_types": "content_type",
+    "output_bytes": "bytes",
+    "output_sha256s": "sha256",
+    "output_widths": "width",
+    "output_heights": "height",
+}
+
+
 def output_arrays(outputs: Sequence[Output]) -> dict[str, list[Any]]:
     """The outputs as the write statement's arrays, one per column."""
-    arrays = {
-        "output_ids": "id",
-        "output_jobs": "job_id",
-        "output_steps": "step_id",
-        "output_ops": "op",
-        "output_names": "name",
-        "output_roles": "role",
-        "output_finals": "is_final",
-        "output_keys": "key",
-        "output_types": "content_type",
-        "output_bytes": "bytes",
-        "output_sha256s": "sha256",
-        "output_widths": "width",
-        "output_heights": "height",
-    }
-    return {parameter: [getattr(output, name) for output in outputs] for parameter, name in arrays.items()}
+    return {parameter: [getattr(output, name) for output in outputs] for parameter, name in _OUTPUT_ARRAYS.items()}
 
 
 def loaded(entity: type[_Row], values: dict[str, Any]) -> _Row:

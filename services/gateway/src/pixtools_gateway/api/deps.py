@@ -172,6 +172,11 @@ def challenge(**params: str) -> dict[str, str]:
 
 async def tenant_id(who: Annotated[Caller, Depends(caller)]) -> uuid.UUID:
     """The calling tenant; admin keys have none and may not use tenant endpoints."""
+    return tenant_of(who)
+
+
+def tenant_of(who: Caller) -> uuid.UUID:
+    """The caller's tenant; a 403 for an admin key, which has none."""
     if who.tenant_id is None:
         raise Forbidden("this endpoint needs a tenant API key")
     return who.tenant_id

@@ -9,9 +9,9 @@ from fastapi.security import SecurityScopes
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pixtools_gateway.api.deps import BearerCredentials, KeyHeader, Resources, authenticated, caller
+from pixtools_gateway.api.deps import BearerCredentials, KeyHeader, Resources, authenticated, caller, tenant_of
 from pixtools_gateway.early_refusals import RefusalMemory
-from pixtools_gateway.errors import Forbidden, RateLimited
+from pixtools_gateway.errors import RateLimited
 from pixtools_gateway.handlers.tenants import Caller
 from pixtools_gateway.limiting import Limiting, Spent, rate_limit_headers
 from pixtools_gateway.security import JOBS_WRITE
@@ -50,10 +50,9 @@ async def submitting_tenant(
     """
     shared: Resources = request.app.state.resources
     who = await authenticated(request, security_scopes.scopes, shared, bearer, x_api_key)
-    if who.tenant_id is None:
-        raise Forbidden("this endpoint needs a tenant API key")
-    remember(request, await _spend(request, request.app.state.limiting, who.tenant_id, "submissions"))
-    return who.tenant_id
+    tenant = tenant_of(who)
+    remember(request, await _spend(request, request.app.state.limiting, tenant, "submissions"))
+    return tenant
 
 
 SubmittingTenant = Annotated[uuid.UUID, Security(submitting_tenant, scopes=[JOBS_WRITE])]
