@@ -281,6 +281,37 @@ def test_a_repeated_refusal_is_held_before_its_answer_and_the_holds_are_capped(g
     assert held_now() == 0
 
 
+def test_a_key_has_two_requests_in_progress_by_default_its_third_waits_and_another_key_passes(
+    gateways, database_url, redis_url
+):
+    base = gateways.start(PIXTOOLS_REDIS_URL=redis_url)
+    _, uploader = new_tenant(database_url)
+    _, other = new_tenant(database_url)
+    # Two submissions whose bodies never finish arriving: each holds one of its key's places while it is read.
+    head = (
+        "POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        f"Authorization: {uploader['Authorization']}\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    stalled = [_raw_connection(base) for _ in range(2)]
+    for connection in stalled:
+        connection.sendall(head.encode())
+    time.sleep(0.5)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        third = pool.submit(reads, base, uploader, 1)
+        other_answer = reads(base, other, 1)[0]
+        time.sleep(1.0)
+        parked = not third.done()
+        stalled.pop().close()  # one upload gone: its place goes to the parked read
+        third_answer = third.result(timeout=10)[0]
+    for connection in stalled:
+        connection.close()
+
+    assert other_answer.status_code == 200
+    assert parked, "a third request of the key went ahead while two of its uploads were in progress"
+    assert third_answer.status_code == 200
+
+
 def test_a_reads_override_applies_to_a_running_gateway_within_its_cache(gateways, database_url, redis_url):
     name, tenant = new_tenant(database_url)
     base = gateways.start(PIXTOOLS_REDIS_URL=redis_url, PIXTOOLS_LIMITS_CACHE_S="0.5")

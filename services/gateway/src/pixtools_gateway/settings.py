@@ -102,7 +102,7 @@ class GatewaySettings(CommonSettings):
         default=5.0, ge=0, description="After a Redis failure, limits are counted in this process for this long."
     )
     requests_in_progress_per_key: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description="Requests of one key or token in progress at once; more wait their turn (streams excepted).",
     )
