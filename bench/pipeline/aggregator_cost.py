@@ -9,6 +9,10 @@ count; an idle window of the same length is measured first and shown apart.
 
     .venv/bin/python bench/pipeline/aggregator_cost.py --jobs 300 --concurrency 1 --database pixtools_bench_agg_cost
 
+With `--rate N` the driver instead publishes N events per second on average, open loop, with exponential gaps from
+a fixed seed (as a stage's independent workers would send them), which is how the pipeline feeds the aggregator;
+`events_per_group` (from the child's `pixtools_group_size` histogram) shows how many events its groups then held.
+
 Copy it into another checkout to compare versions: it only uses the aggregator's console entry and contracts.
 """
 
@@ -17,6 +21,7 @@ import asyncio
 import collections
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -113,6 +118,20 @@ def cpu_seconds(pid: int) -> float:
     return sum(map(int, fields[11:15])) / os.sysconf("SC_CLK_TCK")
 
 
+def groups_acked(port: int) -> tuple[float, float]:
+    """The groups the child has acked, and the events in them, from its /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    figures = {"count": 0.0, "sum": 0.0}
+    for line in text.splitlines():
+        for kind in figures:
+            if line.startswith(f"pixtools_group_size_{kind}{{") and 'outcome="acked"' in line:
+                figures[kind] += float(line.rsplit(" ", 1)[1])
+    return figures["count"], figures["sum"]
+
+
 def read_counts(path: Path) -> collections.Counter[str]:
     for _ in range(50):
         try:
@@ -164,7 +183,7 @@ def completed(job_id: uuid.UUID, tenant_id: uuid.UUID) -> Any:
     )  # fmt: skip
 
 
-async def drive(args: argparse.Namespace, pid: int, count_file: Path) -> dict[str, Any]:
+async def drive(args: argparse.Namespace, pid: int, port: int, count_file: Path) -> dict[str, Any]:
     import aio_pika
 
     from pixtools_contracts import parse_event
@@ -188,6 +207,9 @@ async def drive(args: argparse.Namespace, pid: int, count_file: Path) -> dict[st
     await queue.consume(on_message)
 
     async def run_jobs(batch: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        if args.rate:
+            await run_at_rate(batch)
+            return
         pending = collections.deque(batch)
 
         async def worker() -> None:
@@ -199,6 +221,23 @@ async def drive(args: argparse.Namespace, pid: int, count_file: Path) -> dict[st
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
 
+    async def run_at_rate(batch: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        # Open loop: step.completed events at `rate` per second on average, whatever the aggregator is doing, with
+        # exponential gaps (a stage's many workers finish independently), then wait for every job's job.completed.
+        # The gaps are drawn from a fixed seed, so every run sends the same sequence.
+        loop = asyncio.get_running_loop()
+        gaps = random.Random(len(batch))
+        due = loop.time()
+        publishes = []
+        for job_id, tenant_id in batch:
+            waiting[job_id] = loop.create_future()
+            due += gaps.expovariate(args.rate)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            # Not awaited here: a confirm's wait would delay the next event.
+            publishes.append(asyncio.ensure_future(publisher.publish(completed(job_id, tenant_id))))
+        await asyncio.gather(*publishes)
+        await asyncio.wait_for(asyncio.gather(*(waiting[job_id] for job_id, _ in batch)), 60)
+
     await run_jobs(jobs[: args.warmup])
     await asyncio.sleep(1.0)
     # Idle window first, for the background loops' share.
@@ -208,12 +247,15 @@ async def drive(args: argparse.Namespace, pid: int, count_file: Path) -> dict[st
     idle_counts = read_counts(count_file) - idle_counts
     idle_span = time.monotonic() - idle_started
 
+    groups_before = groups_acked(port)
     cpu_before, counts_before, started = cpu_seconds(pid), read_counts(count_file), time.monotonic()
     await run_jobs(jobs[args.warmup :])
     await asyncio.sleep(1.0)  # the outbox marks and the counts file catch up
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(pid) - cpu_before
     counts = read_counts(count_file) - counts_before
+    groups_after = groups_acked(port)
+    groups, grouped_events = (after - before for after, before in zip(groups_after, groups_before, strict=True))
     await connection.close()
     idle_share = elapsed / idle_span
     round_trips = sum(counts.values())
@@ -221,8 +263,10 @@ async def drive(args: argparse.Namespace, pid: int, count_file: Path) -> dict[st
     return {
         "jobs": args.jobs,
         "concurrency": args.concurrency,
+        "rate": args.rate,
         "jobs_per_s": round(args.jobs / (elapsed - 1.0), 1),
         "aggregator_cpu_ms_per_job": round(cpu / args.jobs * 1000, 3),
+        "events_per_group": round(grouped_events / groups, 2) if groups else None,
         "idle_cpu_ms_per_job": round(idle_cpu * idle_share / args.jobs * 1000, 3),
         "round_trips_per_job": round(round_trips / args.jobs, 2),
         "idle_round_trips_per_job": round(idle_round_trips / args.jobs, 2),
@@ -235,6 +279,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="publish this many events per second, open loop (not --concurrency)"
+    )
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@localhost:5672/")
     parser.add_argument("--database", default="pixtools_bench_agg_cost")
@@ -265,7 +312,7 @@ def main() -> None:
     child = subprocess.Popen([sys.executable, __file__, "--serve", str(count_file)], env=env)
     try:
         wait_ready(child, port)
-        print(json.dumps(asyncio.run(drive(args, child.pid, count_file))))
+        print(json.dumps(asyncio.run(drive(args, child.pid, port, count_file))))
     finally:
         child.send_signal(signal.SIGTERM)
         child.wait(30)

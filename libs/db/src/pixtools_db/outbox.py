@@ -143,6 +143,8 @@ class OutboxRelay:
         self._delete_wake = asyncio.Event()
         self._deleter: asyncio.Task[None] | None = None
         self._stopped = False
+        # Built once: constructing the claim and its cache key on every poll cost more than sending it.
+        self._claim = self._build_claim()
 
     def dispatch_soon(self, events: Sequence[EncodedEvent]) -> None:
         """Publish events whose transaction has just committed, without waiting for the polling loop.
@@ -157,7 +159,15 @@ class OutboxRelay:
             task.add_done_callback(self._dispatching.discard)
 
     async def _dispatch(self, events: list[EncodedEvent]) -> None:
-        results = await asyncio.gather(*(self._publish_event(event) for event in events), return_exceptions=True)
+        results: list[BaseException | None] = [None]
+        if len(events) == 1:
+            # Most commits stage one event (a submission, a job's end): awaited here, not in a task of gather's own.
+            try:
+                await self._publish_event(events[0])
+            except Exception as error:
+                results = [error]
+        else:
+            results = await asyncio.gather(*(self._publish_event(event) for event in events), return_exceptions=True)
         for event, result in zip(events, results, strict=True):
             if result is None:
                 self._to_delete.append(event.event_id)
@@ -248,6 +258,9 @@ class OutboxRelay:
 
     def claim_waiting(self) -> Select[Outbox]:
         """The sweep's claim: a batch of unpublished rows past their grace period that no other relay holds."""
+        return self._claim
+
+    def _build_claim(self) -> Select[Outbox]:
         return (
             select(Outbox)
             # Rows an older version marked published are done; the retention deletes them.

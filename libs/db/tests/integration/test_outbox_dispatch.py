@@ -117,6 +117,38 @@ async def test_a_committed_event_is_published_at_once_and_its_row_deleted(relaye
     assert await _next_message_id(relayed.heard, timeout_s=0.5) is None, "published twice"
 
 
+async def test_an_event_whose_publish_at_commit_fails_keeps_its_row_for_the_sweep(
+    infra, database_url, namespace
+) -> None:
+    # A lone event's publish is awaited without a task of its own: a failure there (here the relay's channel is
+    # closed, so the publish raises) must still leave the row for the sweep, which publishes it.
+    engine = create_engine(database_url, pool_size=2)
+    sessions = session_factory(engine)
+    connection = await aio_pika.connect_robust(infra.amqp_url)
+    try:
+        topology = Topology(namespace)
+        closed = await Publisher.open(connection, topology)
+        heard = await (await connection.channel()).declare_queue(exclusive=True)
+        await heard.bind(topology.events, "job.cancelled.v1")
+        await closed.close()
+        relay = OutboxRelay(sessions, closed, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
+        relay.start()
+        event = _cancelled()
+        try:
+            async with sessions.begin() as session:
+                add_events(session, [event])
+            assert await _next_message_id(heard, timeout_s=1.0) is None
+            assert await _stored(sessions, event.event_id), "a failed publish deleted its row"
+        finally:
+            await relay.stop()
+        await _next_relay_publishes_and_deletes(
+            sessions, await Publisher.open(connection, topology), heard, event.event_id
+        )
+    finally:
+        await connection.close()
+        await engine.dispose()
+
+
 async def test_an_event_staged_as_rows_is_published_with_its_rows_body(relayed: Relayed) -> None:
     # The gateway's path: the rows go into a statement of the writer's own, and the publish reuses their bytes.
     event = _cancelled()

@@ -1,6 +1,9 @@
 """Both blob stores behave the same; S3 runs against a real S3-compatible server."""
 
 import asyncio
+import errno
+import os
+import stat
 
 import httpx
 import pytest
@@ -89,6 +92,31 @@ async def test_local_delete_prefix_leaves_no_empty_directories(local_store) -> N
     await local_store.delete_prefix("jobs/t/j1/")
     assert not local_store.path("jobs/t/j1").exists()
     assert local_store.path("jobs/t").is_dir()
+
+
+async def test_local_put_writes_whole_files_privately_and_leaves_no_temporaries(local_store) -> None:
+    big = os.urandom(3 * 1024 * 1024 + 17)  # past any single write's size, so a short write would show
+    await local_store.put("originals/t/new-job/original", big, "image/jpeg")  # parents made on the way
+    await local_store.put("originals/t/new-job/original", b"second", "image/jpeg")  # replaced in place
+    await local_store.put("originals/t/new-job/other", big, "image/jpeg")  # the directory exists already
+    directory = local_store.path("originals/t/new-job")
+    assert sorted(entry.name for entry in directory.iterdir()) == ["original", "other"]
+    assert local_store.path("originals/t/new-job/original").read_bytes() == b"second"
+    assert local_store.path("originals/t/new-job/other").read_bytes() == big
+    assert stat.S_IMODE(local_store.path("originals/t/new-job/other").stat().st_mode) == 0o600
+
+
+async def test_local_put_that_fails_leaves_the_old_file_and_no_temporary(local_store, monkeypatch) -> None:
+    await local_store.put("jobs/t/j/out", b"old", "image/png")
+
+    def failing_fsync(descriptor: int) -> None:
+        raise OSError(errno.EIO, "simulated fsync failure")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="simulated"):
+        await local_store.put("jobs/t/j/out", b"new", "image/png")
+    assert [entry.name for entry in local_store.path("jobs/t/j").iterdir()] == ["out"]
+    assert local_store.path("jobs/t/j/out").read_bytes() == b"old"
 
 
 @pytest.mark.slow
