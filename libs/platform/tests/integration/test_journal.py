@@ -1,4 +1,4 @@
-"""The journal keeps a notification with no subscriber routable, and only notifications."""
+"""The journal keeps every notification, so one with no subscriber is routable; commands stay out of it."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def completed() -> JobCompleted:
-    """A notification nothing in these tests subscribes to: only the journal can route it."""
+    """A notification the stack does not subscribe to: unless a test binds a queue, only the journal routes it."""
     return JobCompleted(
         job_id=uuid.uuid4(),
         tenant_id=TENANT,
@@ -43,6 +43,23 @@ async def test_notification_without_subscriber_is_confirmed_and_kept_in_the_jour
         await publisher.publish(completed())
         assert await queue_length(connection, topology.journal) == 1
     finally:
+        await publisher.close()
+
+
+async def test_notification_with_a_subscriber_is_kept_in_the_journal_too(connection, namespace) -> None:
+    # The README promises recent notifications in the journal, subscribed or not: an alternate exchange taking
+    # only the unroutable ones (one classic copy fewer per subscribed event) would break that, and fail here.
+    topology = Topology(namespace)
+    publisher = await Publisher.open(connection, topology)
+    channel = await connection.channel()
+    try:
+        subscriber = await channel.declare_queue(exclusive=True)
+        await subscriber.bind(topology.events, routing_key="job.completed.v1")
+        await publisher.publish(completed())
+        assert await queue_length(connection, subscriber.name) == 1
+        assert await queue_length(connection, topology.journal) == 1
+    finally:
+        await channel.close()
         await publisher.close()
 
 
