@@ -41,9 +41,7 @@ async def relayed(infra, database_url, namespace) -> AsyncIterator[Relayed]:
     connection: AbstractRobustConnection = await aio_pika.connect_robust(infra.amqp_url)
     topology = Topology(namespace)
     publisher = await Publisher.open(connection, topology)
-    channel = await connection.channel()
-    heard = await channel.declare_queue(exclusive=True)
-    await heard.bind(topology.events, "job.cancelled.v1")
+    heard = await _hearing_cancellations(connection, topology)
     relay = OutboxRelay(sessions, publisher, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
     relay.start()
     try:
@@ -52,6 +50,13 @@ async def relayed(infra, database_url, namespace) -> AsyncIterator[Relayed]:
         await relay.stop()
         await connection.close()
         await engine.dispose()
+
+
+async def _hearing_cancellations(connection: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
+    """A private queue hearing every `job.cancelled.v1` the events exchange routes (the events these tests stage)."""
+    heard = await (await connection.channel()).declare_queue(exclusive=True)
+    await heard.bind(topology.events, "job.cancelled.v1")
+    return heard
 
 
 def _cancelled() -> JobCancelled:
@@ -128,8 +133,7 @@ async def test_an_event_whose_publish_at_commit_fails_keeps_its_row_for_the_swee
     try:
         topology = Topology(namespace)
         closed = await Publisher.open(connection, topology)
-        heard = await (await connection.channel()).declare_queue(exclusive=True)
-        await heard.bind(topology.events, "job.cancelled.v1")
+        heard = await _hearing_cancellations(connection, topology)
         await closed.close()
         relay = OutboxRelay(sessions, closed, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
         relay.start()
@@ -285,8 +289,7 @@ async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
     try:
         topology = Topology(namespace)
         publisher = await Publisher.open(connection, topology)
-        heard = await (await connection.channel()).declare_queue(exclusive=True)
-        await heard.bind(topology.events, "job.cancelled.v1")
+        heard = await _hearing_cancellations(connection, topology)
         # The next relay to run (another replica, or the restarted process) sweeps the committed row.
         # Rows other tests left unpublished in this database may come first.
         await _next_relay_publishes_and_deletes(sessions, publisher, heard, event_id)
@@ -349,8 +352,7 @@ async def test_a_relay_killed_after_the_confirm_and_before_the_delete_commits_lo
     try:
         topology = Topology(namespace)
         publisher = await Publisher.open(connection, topology)
-        heard = await (await connection.channel()).declare_queue(exclusive=True)
-        await heard.bind(topology.events, "job.cancelled.v1")
+        heard = await _hearing_cancellations(connection, topology)
         command = [sys.executable, "-c", _KILLED_BEFORE_THE_DELETE, database_url, infra.amqp_url, namespace]
         child = await asyncio.to_thread(
             subprocess.run, [*command, str(event_id), path], timeout=60, check=False, capture_output=True
