@@ -28,6 +28,17 @@ SWEEP_AFTER_S = 600
 
 
 @dataclass
+class Wired:
+    """A database and a broker connection with the topology declared, and a queue hearing every cancellation."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    connection: AbstractRobustConnection
+    topology: Topology
+    publisher: Publisher
+    heard: AbstractQueue
+
+
+@dataclass
 class Relayed:
     sessions: async_sessionmaker[AsyncSession]
     relay: OutboxRelay
@@ -35,21 +46,27 @@ class Relayed:
 
 
 @pytest_asyncio.fixture
-async def relayed(infra, database_url, namespace) -> AsyncIterator[Relayed]:
+async def wired(infra, database_url, namespace) -> AsyncIterator[Wired]:
     engine = create_engine(database_url, pool_size=2)
-    sessions = session_factory(engine)
     connection: AbstractRobustConnection = await aio_pika.connect_robust(infra.amqp_url)
-    topology = Topology(namespace)
-    publisher = await Publisher.open(connection, topology)
-    heard = await _hearing_cancellations(connection, topology)
-    relay = OutboxRelay(sessions, publisher, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
-    relay.start()
     try:
-        yield Relayed(sessions, relay, heard)
+        topology = Topology(namespace)
+        publisher = await Publisher.open(connection, topology)
+        heard = await _hearing_cancellations(connection, topology)
+        yield Wired(session_factory(engine), connection, topology, publisher, heard)
     finally:
-        await relay.stop()
         await connection.close()
         await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def relayed(wired: Wired) -> AsyncIterator[Relayed]:
+    relay = OutboxRelay(wired.sessions, wired.publisher, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
+    relay.start()
+    try:
+        yield Relayed(wired.sessions, relay, wired.heard)
+    finally:
+        await relay.stop()
 
 
 async def _hearing_cancellations(connection: AbstractRobustConnection, topology: Topology) -> AbstractQueue:
@@ -122,35 +139,22 @@ async def test_a_committed_event_is_published_at_once_and_its_row_deleted(relaye
     assert await _next_message_id(relayed.heard, timeout_s=0.5) is None, "published twice"
 
 
-async def test_an_event_whose_publish_at_commit_fails_keeps_its_row_for_the_sweep(
-    infra, database_url, namespace
-) -> None:
+async def test_an_event_whose_publish_at_commit_fails_keeps_its_row_for_the_sweep(wired: Wired) -> None:
     # A lone event's publish is awaited without a task of its own: a failure there (here the relay's channel is
     # closed, so the publish raises) must still leave the row for the sweep, which publishes it.
-    engine = create_engine(database_url, pool_size=2)
-    sessions = session_factory(engine)
-    connection = await aio_pika.connect_robust(infra.amqp_url)
+    closed = await Publisher.open(wired.connection, wired.topology)
+    await closed.close()
+    relay = OutboxRelay(wired.sessions, closed, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
+    relay.start()
+    event = _cancelled()
     try:
-        topology = Topology(namespace)
-        closed = await Publisher.open(connection, topology)
-        heard = await _hearing_cancellations(connection, topology)
-        await closed.close()
-        relay = OutboxRelay(sessions, closed, poll_s=SWEEP_AFTER_S, grace_s=SWEEP_AFTER_S)
-        relay.start()
-        event = _cancelled()
-        try:
-            async with sessions.begin() as session:
-                add_events(session, [event])
-            assert await _next_message_id(heard, timeout_s=1.0) is None
-            assert await _stored(sessions, event.event_id), "a failed publish deleted its row"
-        finally:
-            await relay.stop()
-        await _next_relay_publishes_and_deletes(
-            sessions, await Publisher.open(connection, topology), heard, event.event_id
-        )
+        async with wired.sessions.begin() as session:
+            add_events(session, [event])
+        assert await _next_message_id(wired.heard, timeout_s=1.0) is None
+        assert await _stored(wired.sessions, event.event_id), "a failed publish deleted its row"
     finally:
-        await connection.close()
-        await engine.dispose()
+        await relay.stop()
+    await _next_relay_publishes_and_deletes(wired.sessions, wired.publisher, wired.heard, event.event_id)
 
 
 async def test_an_event_staged_as_rows_is_published_with_its_rows_body(relayed: Relayed) -> None:
@@ -274,7 +278,7 @@ _KILLED_WRITER = textwrap.dedent(
 
 @pytest.mark.parametrize("staged_as", ["models", "rows", "statement"])
 async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
-    infra, database_url, namespace, staged_as: str
+    wired: Wired, database_url, staged_as: str
 ) -> None:
     # "rows": the relay gets the encoded event at the session's commit and publishes the row's bytes; "statement"
     # is the gateway's submission path: its own autocommit INSERT, then the hand-over of the encoded events.
@@ -282,20 +286,10 @@ async def test_a_writer_killed_between_commit_and_publish_loses_no_event(
     command = [sys.executable, "-c", _KILLED_WRITER, database_url, str(event_id), staged_as]
     child = await asyncio.to_thread(subprocess.run, command, timeout=60, check=False)
     assert child.returncode == -signal.SIGKILL
-    engine = create_engine(database_url, pool_size=2)
-    sessions = session_factory(engine)
-    assert await _stored(sessions, event_id), "the kill came before the publish"
-    connection = await aio_pika.connect_robust(infra.amqp_url)
-    try:
-        topology = Topology(namespace)
-        publisher = await Publisher.open(connection, topology)
-        heard = await _hearing_cancellations(connection, topology)
-        # The next relay to run (another replica, or the restarted process) sweeps the committed row.
-        # Rows other tests left unpublished in this database may come first.
-        await _next_relay_publishes_and_deletes(sessions, publisher, heard, event_id)
-    finally:
-        await connection.close()
-        await engine.dispose()
+    assert await _stored(wired.sessions, event_id), "the kill came before the publish"
+    # The next relay to run (another replica, or the restarted process) sweeps the committed row.
+    # Rows other tests left unpublished in this database may come first.
+    await _next_relay_publishes_and_deletes(wired.sessions, wired.publisher, wired.heard, event_id)
 
 
 # A relay killed after the broker confirmed its publish and before the DELETE of the row committed. "commit": the
@@ -343,28 +337,18 @@ _KILLED_BEFORE_THE_DELETE = textwrap.dedent(
 
 @pytest.mark.parametrize("path", ["commit", "sweep"])
 async def test_a_relay_killed_after_the_confirm_and_before_the_delete_commits_loses_no_event(
-    infra, database_url, namespace, path: str
+    wired: Wired, infra, database_url, namespace, path: str
 ) -> None:
     event_id = uuid.uuid4()
-    engine = create_engine(database_url, pool_size=2)
-    sessions = session_factory(engine)
-    connection = await aio_pika.connect_robust(infra.amqp_url)
-    try:
-        topology = Topology(namespace)
-        publisher = await Publisher.open(connection, topology)
-        heard = await _hearing_cancellations(connection, topology)
-        command = [sys.executable, "-c", _KILLED_BEFORE_THE_DELETE, database_url, infra.amqp_url, namespace]
-        child = await asyncio.to_thread(
-            subprocess.run, [*command, str(event_id), path], timeout=60, check=False, capture_output=True
-        )
-        assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-4000:]
-        # The broker had confirmed the event before the kill, so a consumer already has it once, and the row that
-        # would have been deleted is still there.
-        assert await _hears(heard, str(event_id), timeout_s=5)
-        assert await _stored(sessions, event_id), "the kill came before the delete committed"
-        # The next relay's sweep publishes it again under the same event id: a copy that consumers deduplicate
-        # (the aggregator's inbox is keyed by event id), and nothing lost. Then the row is gone.
-        await _next_relay_publishes_and_deletes(sessions, publisher, heard, event_id)
-    finally:
-        await connection.close()
-        await engine.dispose()
+    command = [sys.executable, "-c", _KILLED_BEFORE_THE_DELETE, database_url, infra.amqp_url, namespace]
+    child = await asyncio.to_thread(
+        subprocess.run, [*command, str(event_id), path], timeout=60, check=False, capture_output=True
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-4000:]
+    # The broker had confirmed the event before the kill, so a consumer already has it once, and the row that
+    # would have been deleted is still there.
+    assert await _hears(wired.heard, str(event_id), timeout_s=5)
+    assert await _stored(wired.sessions, event_id), "the kill came before the delete committed"
+    # The next relay's sweep publishes it again under the same event id: a copy that consumers deduplicate
+    # (the aggregator's inbox is keyed by event id), and nothing lost. Then the row is gone.
+    await _next_relay_publishes_and_deletes(wired.sessions, wired.publisher, wired.heard, event_id)
