@@ -1,13 +1,18 @@
-"""End-to-end fixtures: a process stack, a tenant, and a webhook receiver on loopback."""
+"""End-to-end fixtures: a process stack, a tenant, a webhook receiver on loopback, and gateways started with the
+settings a test gives them."""
 
 import asyncio
 import contextlib
 import json
+import os
 import secrets
+import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +21,7 @@ from sqlalchemy import text
 from pixtools_db import create_engine, session_factory
 from pixtools_gateway.handlers.tenants import create_tenant
 
-from .harness import Stack, stack_environment
+from .harness import BIN, Stack, stack_environment
 
 
 @contextlib.contextmanager
@@ -268,3 +273,60 @@ def image_server() -> Iterator[ImageServer]:
 def other_tenant_key(database_url) -> str:
     """A second tenant, for tests of one tenant's load on another."""
     return new_tenant_key(database_url)
+
+
+@pytest.fixture
+def gateways(infra, database_url, namespace, tmp_path) -> Iterator["Gateways"]:
+    running = Gateways(
+        stack_environment(
+            amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
+        ),
+        tmp_path,
+    )
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+class Gateways:
+    """Gateway processes (relay off: jobs stay accepted) started with the settings each test gives them."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.env = {**env, "PIXTOOLS_RELAY_ENABLED": "false"}
+        self.tmp_path = tmp_path
+        self.stacks: list[Stack] = []
+
+    def start(self, **settings: str) -> str:
+        """Start one more gateway; returns its base URL."""
+        log_dir = self.tmp_path / f"gateway-{len(self.stacks)}"
+        log_dir.mkdir()
+        stack = Stack({**self.env, **settings}, log_dir)
+        stack.start("gateway")
+        self.stacks.append(stack)
+        return stack.gateway_url
+
+    def stop_all(self) -> None:
+        """Stop every gateway started."""
+        for stack in self.stacks:
+            stack.stop_all()
+
+
+def admin(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run `pixtools-admin` against the test database."""
+    env = {**os.environ, "PIXTOOLS_DATABASE_URL": database_url}
+    return subprocess.run([str(BIN / "pixtools-admin"), *arguments], env=env, capture_output=True, text=True)
+
+
+def new_tenant(database_url: str) -> tuple[str, dict[str, str]]:
+    """A new tenant's name and the headers of its key."""
+    name = f"limits-{os.urandom(4).hex()}"
+    created = admin(database_url, "create-tenant", name)
+    assert created.returncode == 0, created.stderr
+    return name, {"Authorization": f"Bearer {created.stdout.splitlines()[-1]}"}
+
+
+def raw_connection(base: str) -> socket.socket:
+    """A plain TCP connection to a gateway, for requests written byte by byte."""
+    host, port = base.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)

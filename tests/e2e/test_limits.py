@@ -8,17 +8,14 @@ import concurrent.futures
 import contextlib
 import os
 import re
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from .harness import BIN, Stack, free_port, stack_environment
+from .conftest import admin, new_tenant, raw_connection
+from .harness import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -31,57 +28,6 @@ def redis_url() -> str:
     """The real Redis the tests share; a missing one fails the tests, it does not skip them."""
     redis.Redis.from_url(REDIS_URL).ping()
     return REDIS_URL
-
-
-@pytest.fixture
-def gateways(infra, database_url, namespace, tmp_path) -> Iterator["Gateways"]:
-    running = Gateways(
-        stack_environment(
-            amqp_url=infra.amqp_url, database_url=database_url, namespace=namespace, blob_dir=tmp_path / "blobs"
-        ),
-        tmp_path,
-    )
-    try:
-        yield running
-    finally:
-        running.stop_all()
-
-
-class Gateways:
-    """Gateway processes (relay off: jobs stay accepted) started with the settings each test gives them."""
-
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
-        self.env = {**env, "PIXTOOLS_RELAY_ENABLED": "false"}
-        self.tmp_path = tmp_path
-        self.stacks: list[Stack] = []
-
-    def start(self, **settings: str) -> str:
-        """Start one more gateway; returns its base URL."""
-        log_dir = self.tmp_path / f"gateway-{len(self.stacks)}"
-        log_dir.mkdir()
-        stack = Stack({**self.env, **settings}, log_dir)
-        stack.start("gateway")
-        self.stacks.append(stack)
-        return stack.gateway_url
-
-    def stop_all(self) -> None:
-        """Stop every gateway started."""
-        for stack in self.stacks:
-            stack.stop_all()
-
-
-def admin(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """Run `pixtools-admin` against the test database."""
-    env = {**os.environ, "PIXTOOLS_DATABASE_URL": database_url}
-    return subprocess.run([str(BIN / "pixtools-admin"), *arguments], env=env, capture_output=True, text=True)
-
-
-def new_tenant(database_url: str) -> tuple[str, dict[str, str]]:
-    """A new tenant's name and the headers of its key."""
-    name = f"limits-{os.urandom(4).hex()}"
-    created = admin(database_url, "create-tenant", name)
-    assert created.returncode == 0, created.stderr
-    return name, {"Authorization": f"Bearer {created.stdout.splitlines()[-1]}"}
 
 
 def reads(base: str, headers: dict[str, str], count: int) -> list[httpx.Response]:
@@ -292,7 +238,7 @@ def test_a_key_has_two_requests_in_progress_by_default_its_third_waits_and_anoth
         "POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
         f"Authorization: {uploader['Authorization']}\r\nContent-Length: 1000\r\n\r\n{{"
     )
-    stalled = [_raw_connection(base) for _ in range(2)]
+    stalled = [raw_connection(base) for _ in range(2)]
     for connection in stalled:
         connection.sendall(head.encode())
     time.sleep(0.5)
@@ -363,58 +309,3 @@ def test_with_redis_unreachable_requests_are_served_counted_in_process_and_the_f
     assert failures
     assert float(failures[0]) >= 1
     assert "rate limiter storage unreachable" in gateways.stacks[0].log("gateway")
-
-
-def _raw_connection(base: str) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    connection = socket.create_connection((host, int(port)), timeout=10)
-    return connection
-
-
-def _trickle_until_answered(connection: socket.socket, chunks: Iterator[bytes], limit_s: float) -> tuple[bytes, float]:
-    """Send a byte every 0.2 s until the server answers or closes; what it sent and when, from the start."""
-    started = time.monotonic()
-    connection.settimeout(0.2)
-    received = b""
-    while time.monotonic() - started < limit_s:
-        with contextlib.suppress(TimeoutError):
-            data = connection.recv(65536)
-            if not data:
-                break
-            received += data
-            if b"\r\n\r\n" in received:
-                break
-        with contextlib.suppress(OSError):
-            connection.sendall(next(chunks))
-    return received, time.monotonic() - started
-
-
-@pytest.mark.parametrize("implementation", ["httptools", "h11"])
-def test_a_client_trickling_its_body_gets_408_and_a_trickled_head_is_cut_off(gateways, database_url, implementation):
-    base = gateways.start(
-        PIXTOOLS_REQUEST_BODY_TIMEOUT_S="1",
-        PIXTOOLS_REQUEST_HEAD_TIMEOUT_S="1",
-        PIXTOOLS_HTTP_IMPLEMENTATION=implementation,
-    )
-    _, tenant = new_tenant(database_url)
-
-    body_connection = _raw_connection(base)
-    head = (
-        "POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
-        f"Authorization: {tenant['Authorization']}\r\nContent-Length: 1000\r\n\r\n{{"
-    )
-    body_connection.sendall(head.encode())
-    answer, body_seconds = _trickle_until_answered(body_connection, iter(lambda: b" ", None), limit_s=10)
-    body_connection.close()
-
-    head_connection = _raw_connection(base)
-    trickled_head = iter(bytes([byte]) for byte in b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: " + b"y" * 100)
-    head_answer, head_seconds = _trickle_until_answered(head_connection, trickled_head, limit_s=10)
-    head_connection.close()
-
-    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
-    assert b"connection: close" in answer.lower()
-    assert body_seconds < 3
-    assert head_answer == b""
-    assert head_seconds < 3
-    assert f'"http_implementation": "{implementation}"' in gateways.stacks[0].log("gateway")
