@@ -30,6 +30,7 @@ in the same namespace is otherwise consumed by this run's workers, which then ad
 
 import argparse
 import asyncio
+import bisect
 import functools
 import json
 import multiprocessing
@@ -95,6 +96,26 @@ async def gateway_counts(session: aiohttp.ClientSession) -> dict[str, float]:
     return {name: float(values.get(series, 0.0)) for name, series in GATEWAY_SERIES.items()}
 
 
+def a_answers_around_b_reads(
+    timed: list[tuple[float, float]], answered_at: list[float], p99_ms: float
+) -> dict[str, float]:
+    """How many of A's answers came in the 100 ms before each of B's reads ended: for B's reads at or over the
+    burst p99 against all of B's burst reads (medians). Much more around the slow ones means B's slowest reads
+    wait behind A's clumps (A's connections answered and sending again together), not behind A's average load."""
+    ends = sorted(answered_at)
+
+    def around(start: float, latency_ms: float) -> int:
+        end = start + latency_ms / 1000
+        return bisect.bisect_right(ends, end) - bisect.bisect_left(ends, end - SLICE_S)
+
+    slow = [around(start, ms) for start, ms in timed if ms >= p99_ms]
+    every = [around(start, ms) for start, ms in timed]
+    return {
+        "a_answers_in_100ms_before_b_slow_reads_median": percentile([float(n) for n in slow], 0.5) if slow else 0.0,
+        "a_answers_in_100ms_before_b_reads_median": percentile([float(n) for n in every], 0.5) if every else 0.0,
+    }
+
+
 def most_in_a_slice(times: list[float], after_s: float = 0.0) -> int:
     """The most of `times` (seconds) falling in one `SLICE_S` slice at or after `after_s`; 0 when none do."""
     slices = Counter(int(at / SLICE_S) for at in times if at >= after_s)
@@ -105,6 +126,7 @@ async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[
     """`count` submissions as fast as `concurrency` connections allow; status counts, duration, 202 clumping."""
     statuses: Counter[int] = Counter()
     accepted_at: list[float] = []
+    answered_at: list[float] = []  # every answer, on the system-wide monotonic clock (comparable with B's)
     pending = iter(range(count))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base, connector=connector, headers={"X-API-Key": key}) as session:
@@ -114,6 +136,7 @@ async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[
                 async with session.post("/v1/jobs", json=URL_JOB) as answer:
                     await answer.read()
                     statuses[answer.status] += 1
+                    answered_at.append(time.perf_counter())
                     if answer.status == 202:
                         accepted_at.append(time.perf_counter() - started)
 
@@ -122,7 +145,12 @@ async def send_burst(base: str, key: str, count: int, concurrency: int) -> dict[
         seconds = time.perf_counter() - started
     clumping = {"most_202_per_slice": most_in_a_slice(accepted_at), "most_202_per_slice_after_2s": 0}
     clumping["most_202_per_slice_after_2s"] = most_in_a_slice(accepted_at, after_s=2.0)
-    return {"seconds": seconds, **clumping, **{str(status): float(n) for status, n in statuses.items()}}
+    return {
+        "seconds": seconds,
+        **clumping,
+        **{str(status): float(n) for status, n in statuses.items()},
+        "answered_at": answered_at,  # type: ignore[dict-item]
+    }
 
 
 def burst_process(
@@ -134,9 +162,16 @@ def burst_process(
 
 
 async def read_at_rate(
-    session: aiohttp.ClientSession, path: str, rate: float, until: "asyncio.Future[object] | float"
+    session: aiohttp.ClientSession,
+    path: str,
+    rate: float,
+    until: "asyncio.Future[object] | float",
+    timed: list[tuple[float, float]] | None = None,
 ) -> tuple[list[float], Counter[int]]:
-    """Latencies (ms) and statuses of GETs sent at `rate`/s, open loop, until `until` (a deadline or a future)."""
+    """Latencies (ms) and statuses of GETs sent at `rate`/s, open loop, until `until` (a deadline or a future).
+
+    `timed`, when given, also gets each read's (start on the monotonic clock, latency in ms).
+    """
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
@@ -146,6 +181,8 @@ async def read_at_rate(
             await answer.read()
             statuses[answer.status] += 1
         latencies.append((time.perf_counter() - started) * 1000)
+        if timed is not None:
+            timed.append((started, latencies[-1]))
 
     tasks = []
     started = time.perf_counter()
@@ -181,14 +218,17 @@ async def run(args: argparse.Namespace, base: str, env: dict[str, str]) -> dict[
         idle_counts = {name: counts_before[name] - counts_idle[name] for name in counts_before}
         burst_started_at = time.time()
         burster.start()
-        during, during_statuses = await read_at_rate(session, job_path, args.read_rate, finished)
+        timed: list[tuple[float, float]] = []
+        during, during_statuses = await read_at_rate(session, job_path, args.read_rate, finished, timed)
         burster.join()
         burst_ended_at = time.time()
         counts = {name: value - counts_before[name] for name, value in (await gateway_counts(session)).items()}
         burst = json.loads(finished.result())
     idle_p99 = percentile(idle, 0.99)
     during_p99 = percentile(during, 0.99)
+    crowding = a_answers_around_b_reads(timed, burst["answered_at"], during_p99)
     return {
+        **crowding,
         "burst_requests": args.burst,
         "burst_nice": args.burst_nice,
         "burst_seconds": burst["seconds"],

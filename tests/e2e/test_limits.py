@@ -30,9 +30,9 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def reads(base: str, headers: dict[str, str], count: int) -> list[httpx.Response]:
+def reads(base: str, headers: dict[str, str], count: int, timeout_s: float = 10) -> list[httpx.Response]:
     """`count` reads of the tenant's job list, sent back to back."""
-    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+    with httpx.Client(base_url=base, headers=headers, timeout=timeout_s) as client:
         return [client.get("/v1/jobs") for _ in range(count)]
 
 
@@ -205,7 +205,8 @@ def test_a_repeated_refusal_is_held_before_its_answer_and_the_holds_are_capped(g
         return float(re.findall(r"^pixtools_http_refusals_held (\S+)$", metrics, re.MULTILINE)[0])
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        held = pool.submit(reads, base, tenant, 1)
+        # Held until Retry-After (up to the 10 s window) and a moment of the spread after it.
+        held = pool.submit(reads, base, tenant, 1, 30)
         deadline = time.monotonic() + 5
         while held_now() != 1:
             assert time.monotonic() < deadline, "the repeated refusal was not held"

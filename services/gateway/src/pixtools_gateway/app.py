@@ -34,7 +34,7 @@ from pixtools_gateway.api import (
 )
 from pixtools_gateway.api.deps import Resources
 from pixtools_gateway.api.limits import RateLimitHeaders
-from pixtools_gateway.early_refusals import EarlyRefusals, RefusalMemory
+from pixtools_gateway.early_refusals import EarlyRefusals, HeldRefusals, RefusalMemory
 from pixtools_gateway.errors import install_problem_handlers
 from pixtools_gateway.fair_share import FairShare
 from pixtools_gateway.handlers.tenants import ensure_dev_tenant
@@ -146,14 +146,14 @@ def _share_and_refuse_before_everything(app: FastAPI, settings: GatewaySettings)
     build = app.build_middleware_stack
 
     def build_with_limits_outside() -> ASGIApp:
-        sharing = FairShare(build(), per_credential=settings.requests_in_progress_per_key)
-        app.state.early_refusals = EarlyRefusals(
-            sharing,
-            memory=app.state.refusals,
+        held = HeldRefusals(
+            app.state.refusals,
             hold_s=settings.refusal_hold_s,
+            spread_s=settings.refusal_hold_spread_s,
             max_held=settings.refusals_held_max,
         )
-        return app.state.early_refusals
+        sharing = FairShare(build(), per_credential=settings.requests_in_progress_per_key, refusal=held.refusal)
+        return EarlyRefusals(sharing, held)
 
     app.build_middleware_stack = build_with_limits_outside  # type: ignore[method-assign]
 

@@ -12,11 +12,23 @@ event loop. So a repeated refusal is held (a tarpit) until its `Retry-After` pas
 is answered: the client pays in its own time rather than in the gateway's CPU, and since it sends nothing on that
 connection while it waits for the answer, the connection is not read either. A held request costs a sleeping
 task; at most `max_held` are held at once per process, and past that a refusal is answered at once as before.
+
+Holds that reach the refusal's deadline end at moments spread over the `spread_s` after it, not all at that
+deadline: a client's connections held together would otherwise be answered together and send again together, a
+clump of heads parsed and requests routed at once on the one event loop, and of admissions once the window frees,
+which is where another tenant's slowest requests were found waiting (docs/benchmarks.md, "isol2"). The first of
+the spread re-sends asks the limiter; once it refuses, the rest are repeated refusals again.
+
+The fair share (`FairShare`) asks `refusal` again when a request it parked gets its turn, so that the requests of
+a flood parked before the limiter's first refusal are held and answered from the memory, outside the share,
+instead of each going through the whole route to be refused.
 """
 
 import asyncio
+import functools
 import hashlib
 import math
+import random
 import time
 from dataclasses import dataclass
 
@@ -96,13 +108,13 @@ class RefusalMemory:
         return route_class, refusal
 
 
-class EarlyRefusals:
-    """Pure ASGI middleware answering 429 to credentials refused a moment ago for the same class, after a hold."""
+class HeldRefusals:
+    """The repeated refusals of one gateway process: what the memory still refuses, held, then answered 429."""
 
-    def __init__(self, app: ASGIApp, *, memory: RefusalMemory, hold_s: float = 0.0, max_held: int = 0) -> None:
-        self.app = app
+    def __init__(self, memory: RefusalMemory, *, hold_s: float = 0.0, spread_s: float = 0.0, max_held: int = 0) -> None:
         self._memory = memory
         self._hold_s = hold_s
+        self._spread_s = spread_s
         self._max_held = max_held
         self._held = 0
 
@@ -111,10 +123,24 @@ class EarlyRefusals:
         """Refusals being held right now (for tests and metrics)."""
         return self._held
 
+    def refusal(self, scope: Scope) -> ASGIApp | None:
+        """The held 429 to answer this request with, when a refusal still holds for its credentials and class."""
+        recalled = self._memory.recall(scope) if scope["type"] == "http" else None
+        return None if recalled is None else functools.partial(self._answer, *recalled)
+
+    def _delay(self, refusal: Refusal) -> float:
+        """Until the refusal's deadline and a moment of the spread after it, or `hold_s` when that comes first."""
+        to_deadline = refusal.until - time.monotonic()
+        if to_deadline > self._hold_s:
+            return self._hold_s
+        return max(0.0, to_deadline) + random.uniform(0.0, self._spread_s)
+
     async def _hold(self, refusal: Refusal) -> None:
-        """Wait until the refusal's deadline, at most `hold_s`, unless `max_held` refusals are already waiting."""
-        delay = min(self._hold_s, refusal.until - time.monotonic())
-        if delay <= 0 or self._held >= self._max_held:
+        """Wait `_delay`, unless nothing is to be held or `max_held` refusals are already waiting."""
+        if self._hold_s <= 0 or self._held >= self._max_held:
+            return
+        delay = self._delay(refusal)
+        if delay <= 0:
             return
         self._held += 1
         HELD.inc()
@@ -124,12 +150,7 @@ class EarlyRefusals:
             self._held -= 1
             HELD.dec()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        recalled = self._memory.recall(scope) if scope["type"] == "http" else None
-        if recalled is None:
-            await self.app(scope, receive, send)
-            return
-        route_class, refusal = recalled
+    async def _answer(self, route_class: str, refusal: Refusal, scope: Scope, receive: Receive, send: Send) -> None:
         REFUSED.labels(route_class).inc()
         await self._hold(refusal)
         retry_after_s = max(1, math.ceil(refusal.until - time.monotonic()))
@@ -140,3 +161,15 @@ class EarlyRefusals:
         }
         answer = problem_response(429, RateLimited.slug, RateLimited.title, refusal.detail, headers=headers)
         await answer(scope, receive, send)
+
+
+class EarlyRefusals:
+    """Pure ASGI middleware answering 429 to credentials refused a moment ago for the same class, after a hold."""
+
+    def __init__(self, app: ASGIApp, refusals: HeldRefusals) -> None:
+        self.app = app
+        self.refusals = refusals
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self.refusals.refusal(scope)
+        await (self.app if refusal is None else refusal)(scope, receive, send)

@@ -10,9 +10,15 @@ a handful of the flood's requests, not behind the flood.
 Nothing is refused here: a parked request proceeds as soon as one of its credential's requests ends, and the rate
 limits decide what is admitted. Event streams and `Prefer: wait` submissions, which stay open by design, take no
 place (streams have their own limit on how many may be open).
+
+A flood's requests parked before the limiter first refused it would each still go through the whole route to be
+refused when their turn came: about a thousand of a 5000-request burst's refusals, in a run at each window's turn
+(docs/benchmarks.md, "isol2"). So when a parked request's turn comes, `refusal` is asked again; a request refused
+meanwhile gives its place back and gets that refusal (held, in `early_refusals`) instead of the route.
 """
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,9 +37,16 @@ def _holds_open(scope: Scope) -> bool:
 class FairShare:
     """Pure ASGI middleware: at most `per_credential` requests of one credential in progress at once."""
 
-    def __init__(self, app: ASGIApp, *, per_credential: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        per_credential: int,
+        refusal: Callable[[Scope], ASGIApp | None] = lambda scope: None,
+    ) -> None:
         self.app = app
         self._per_credential = per_credential
+        self._refusal = refusal
         self._gates: dict[bytes, asyncio.Semaphore] = {}
         self._users: dict[bytes, int] = {}
 
@@ -46,9 +59,13 @@ class FairShare:
         if gate is None:
             gate = self._gates[credential] = asyncio.Semaphore(self._per_credential)
         self._users[credential] = self._users.get(credential, 0) + 1
+        refusal = None
         try:
+            parked = gate.locked()
             async with gate:
-                await self.app(scope, receive, send)
+                refusal = self._refusal(scope) if parked else None
+                if refusal is None:
+                    await self.app(scope, receive, send)
         finally:
             # A credential's gate lives while any of its requests does, so the table holds active clients only.
             remaining = self._users[credential] - 1
@@ -56,6 +73,8 @@ class FairShare:
                 self._users[credential] = remaining
             else:
                 del self._users[credential], self._gates[credential]
+        if refusal is not None:
+            await refusal(scope, receive, send)  # outside the share: a held refusal takes no place
 
     def in_progress(self, credential: bytes) -> int:
         """How many requests of this credential are in progress or parked (for tests and metrics)."""

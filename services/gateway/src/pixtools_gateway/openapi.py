@@ -70,8 +70,9 @@ _WHY = {
     422: "A parameter or the body did not validate; `errors` lists each problem.",
     429: "The tenant's rate limit for this route class (`rate-limited`) or its unfinished-jobs quota "
     "(`quota-exceeded`, submissions only) is spent; repeat it after `Retry-After`. A request repeated before "
-    "`Retry-After` passes is held until then (at most `PIXTOOLS_REFUSAL_HOLD_S`, 1 s) before its 429: waiting "
-    "costs the client time instead of the gateway's CPU. An idempotent replay (same `Idempotency-Key`) is answered "
+    "`Retry-After` passes is held until then (at most `PIXTOOLS_REFUSAL_HOLD_S`, 1 s, and up to "
+    "`PIXTOOLS_REFUSAL_HOLD_SPREAD_S`, 0.5 s, past it) before its 429: waiting costs the client time instead of the "
+    "gateway's CPU. An idempotent replay (same `Idempotency-Key`) is answered "
     "as the first time even at the quota.",
     503: "A service the request needs (the database, the broker) is unreachable; repeat it after `Retry-After`.",
 }

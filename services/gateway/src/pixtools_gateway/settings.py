@@ -110,7 +110,14 @@ class GatewaySettings(CommonSettings):
         default=1.0,
         ge=0,
         description="A key refused with 429 that sends again before Retry-After has its refusal held this long at "
-        "most (until Retry-After passes) before the answer; 0 answers at once.",
+        "most (until Retry-After passes, and a moment of refusal_hold_spread_s after it) before the answer; 0 "
+        "answers at once.",
+    )
+    refusal_hold_spread_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Holds that reach Retry-After end at moments spread over this long after it, so that one "
+        "client's held connections do not all send again at once.",
     )
     refusals_held_max: int = Field(
         default=1000, ge=0, description="Most refusals held at once per gateway process; past it they answer at once."

@@ -1,10 +1,11 @@
 """FairShare: a credential has at most its share of requests in progress; the rest wait, others pass."""
 
 import asyncio
+import time
 
 import pytest
 
-from pixtools_gateway.early_refusals import credential_of
+from pixtools_gateway.early_refusals import HeldRefusals, RefusalMemory, credential_of
 from pixtools_gateway.fair_share import FairShare
 
 
@@ -88,3 +89,79 @@ async def test_a_failing_request_gives_its_place_back() -> None:
         with pytest.raises(RuntimeError):
             await asyncio.wait_for(call(app, request(b"k")), 1)
     assert app.in_progress(credential_of(request(b"k"))) == 0
+
+
+async def test_a_parked_request_refused_meanwhile_gives_its_place_back_and_gets_the_refusal_instead() -> None:
+    downstream = Downstream()
+    memory = RefusalMemory()
+    held = HeldRefusals(memory)  # no hold: the refusal is answered at once
+    app = FairShare(downstream, per_credential=2, refusal=held.refusal)
+    answers: list[int] = []
+
+    async def submit(key: bytes) -> None:
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answers.append(message["status"])
+
+        await app(request(key, path="/v1/jobs", method="POST"), receive, send)
+
+    flood = [asyncio.create_task(submit(b"flood")) for _ in range(10)]
+    await asyncio.sleep(0.05)
+    assert downstream.in_progress[b"flood"] == 2  # eight parked
+    # The limiter refuses the key's submissions while those eight wait (as the route's spend does on a 429).
+    memory.remember(request(b"flood", path="/v1/jobs", method="POST"), "submissions", 5, '"submissions";q=1', "spent")
+    downstream.release.set()
+    await asyncio.wait_for(asyncio.gather(*flood), 5)
+
+    assert downstream.served.count(b"flood") == 2  # only the two in progress reached the route
+    assert sorted(answers) == [200] * 2 + [429] * 8
+    assert app.in_progress(credential_of(request(b"flood"))) == 0
+
+
+async def test_a_request_that_was_not_parked_is_not_asked_again() -> None:
+    downstream = Downstream()
+    downstream.release.set()
+    asked: list[dict] = []
+
+    def refusal(scope):
+        asked.append(scope)
+        return None
+
+    app = FairShare(downstream, per_credential=2, refusal=refusal)
+    await asyncio.wait_for(call(app, request(b"k")), 1)
+    assert downstream.served == [b"k"]
+    assert asked == []  # the layer outside asked a moment ago; only a wait makes asking again worth it
+
+
+async def test_holds_that_reach_the_deadline_end_spread_over_the_moments_after_it() -> None:
+    memory = RefusalMemory()
+    scope = request(b"flood", path="/v1/jobs", method="POST")
+    memory.remember(scope, "submissions", 1, '"submissions";q=1', "spent")  # refused until 1 s from now
+    held = HeldRefusals(memory, hold_s=5.0, spread_s=0.6, max_held=100)
+    ended: list[float] = []
+
+    async def refused() -> None:
+        refusal = held.refusal(dict(scope))
+        assert refusal is not None
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                assert message["status"] == 429
+                ended.append(time.monotonic())
+
+        await refusal(dict(scope), receive, send)
+
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(refused() for _ in range(40))), 10)
+    after = sorted(moment - started for moment in ended)
+    assert after[0] >= 0.95  # none answered before the deadline: a hold still lasts until Retry-After passes
+    assert after[-1] <= 1.6 + 0.5  # and none past the spread (with room for a slow machine)
+    # Forty draws over 0.6 s: all within 50 ms of each other has a chance below 1e-40.
+    assert after[-1] - after[0] > 0.05
+    assert held.held == 0
