@@ -6,13 +6,19 @@ outcomes, and reports this process's CPU per command, the bare loop's CPU per im
 events per command (a saturated pool is where slow-start announcements come from). LOOP is the event loop the
 round runs on: uvloop, as `pixtools-ingest` runs (`pixtools_platform.runtime`), or asyncio's own, to compare:
 
-    .venv/bin/python bench/pipeline/ingest_overhead.py [N=200] [ROUNDS=3] [LOOP=uvloop|asyncio] [stub]
+    .venv/bin/python bench/pipeline/ingest_overhead.py [N=200] [ROUNDS=3] [LOOP=uvloop|asyncio] [stub] [one-job]
 
 With `stub`, ingest's convert() returns one image encoded beforehand, so the figure is the service's own CPU per
 message (delivery, input read, pool hand-off, output write and fsync, publish and confirm, ack), with no image work
 beside it to subtract. Its rounds still drift on a shared machine (1.2-2.9 ms per message within 12 minutes, load
 1-2): interleave the builds and compare pairs. "system" is the kernel's part of the process's CPU per message, the
-round's own publishing included (the ingest figure has that publishing subtracted).
+round's own publishing included (the ingest figure has that publishing subtracted); "context switches" are the
+process's, voluntary and not, per message (every thread woken or left waiting for the GIL is one), publishing
+included too: a count, so it drifts far less than the CPU figures.
+
+With `one-job`, every command belongs to one job, so every output overwrites one key and the local store creates no
+directory after the first: where each `mkdir` costs up to ~0.3 ms of kernel CPU (this host), the rounds measure
+the rest of the service's own CPU with a fraction of the noise (see benchmarks.md, "Ingest thread hand-offs").
 """
 
 import asyncio
@@ -40,7 +46,8 @@ from pixtools_platform.broker.topology import Topology
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 LOOP = sys.argv[3] if len(sys.argv) > 3 else "uvloop"
-STUB = len(sys.argv) > 4 and sys.argv[4] == "stub"
+STUB = "stub" in sys.argv[4:]
+ONE_JOB = "one-job" in sys.argv[4:]
 
 
 def jpeg():
@@ -84,10 +91,13 @@ async def one_round(data):
     # publishing from this process costs CPU too: measured separately below and subtracted
     pub0 = time.process_time()
     msgs = []
+    job_id, tenant_id = uuid.uuid4(), uuid.uuid4()
     for _ in range(N):
+        if not ONE_JOB:
+            job_id, tenant_id = uuid.uuid4(), uuid.uuid4()
         req = StepRequested(
-            job_id=uuid.uuid4(),
-            tenant_id=uuid.uuid4(),
+            job_id=job_id,
+            tenant_id=tenant_id,
             correlation_id="c",
             producer="gateway",
             service="ingest",
@@ -114,6 +124,8 @@ async def one_round(data):
     cpu = time.process_time() - cpu0 - pub
     rusage1 = resource.getrusage(resource.RUSAGE_SELF)
     system_ms = (rusage1.ru_stime - rusage0.ru_stime) / N * 1000
+    # Every thread hand-off (a wake-up, a wait for the GIL, a blocking call off the loop) is a context switch.
+    switches = (rusage1.ru_nvcsw + rusage1.ru_nivcsw - rusage0.ru_nvcsw - rusage0.ru_nivcsw) / N
     started = (await ch.declare_queue(topo.queue("sinkstart"), passive=True)).declaration_result.message_count
     wall = time.perf_counter() - t0
     await service.stop()
@@ -129,8 +141,7 @@ async def one_round(data):
         with contextlib.suppress(Exception):
             await ch.exchange_delete(exchange)
     await conn.close()
-    shutil.rmtree(blobdir, ignore_errors=True)
-    return cpu / N * 1000, system_ms, wall, started
+    return cpu / N * 1000, system_ms, switches, wall, started, blobdir
 
 
 def bare(data):
@@ -145,14 +156,21 @@ def bare(data):
 
 async def main():
     data = jpeg()
+    # The rounds' blob folders go only after the last round: on a file system without a journal, ext4 skips inodes
+    # freed in the last minutes when it creates one, so a deleted round would make the next round's writes dearer.
+    blobdirs = []
     for r in range(ROUNDS):
         b = 0.0 if STUB else bare(data)
-        ms, system_ms, wall, started = await one_round(data)
+        ms, system_ms, switches, wall, started, blobdir = await one_round(data)
+        blobdirs.append(blobdir)
         print(
-            f"round {r}: ingest {ms:.2f} ms/msg (system {system_ms:.2f})  bare {b:.2f} ms/img  overhead {ms - b:.2f} ms"
+            f"round {r}: ingest {ms:.2f} ms/msg (system {system_ms:.2f}, context switches {switches:.1f})"
+            f"  bare {b:.2f} ms/img  overhead {ms - b:.2f} ms"
             f"  (wall {wall:.1f}s) step.started/msg {started / N:.2f} loop {type(asyncio.get_running_loop()).__name__}",
             flush=True,
         )
+    for blobdir in blobdirs:
+        shutil.rmtree(blobdir, ignore_errors=True)
 
 
 {"uvloop": uvloop.run, "asyncio": asyncio.run}[LOOP](main())
