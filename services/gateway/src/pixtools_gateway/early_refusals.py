@@ -168,8 +168,8 @@ class EarlyRefusals:
 
     def __init__(self, app: ASGIApp, refusals: HeldRefusals) -> None:
         self.app = app
-        self.refusals = refusals
+        self._refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = self.refusals.refusal(scope)
+        refusal = self._refusals.refusal(scope)
         await (self.app if refusal is None else refusal)(scope, receive, send)
