@@ -7,10 +7,12 @@ does, with the listeners in a child process laid out as one of:
 
 - `none`: nobody listens;
 - `one`: one connection listening on the jobs, batches and API-key channels;
-- `two`: one connection on the jobs and batches channels, and one on the API-key channel (the gateway today).
+- `two`: one connection on the jobs and batches channels, and one on the API-key channel (the gateway before
+  `gwdeps`).
 
 and reports, per NOTIFY, the CPU (utime + stime from /proc/<pid>/stat) of the sender's backend, of each listening
-backend, and of the listening process. Variants run in rotation, `--rounds` times each, on a database of their own.
+backend, and of the listening process (on uvloop, as the served gateway). Variants run in rotation, `--rounds`
+times each, on a database of their own.
 
     .venv/bin/python bench/gateway/notify_cost.py [--notifies 2000] [--interval-ms 2] [--rounds 3] [--database D]
 """
@@ -26,6 +28,7 @@ import time
 import uuid
 
 import asyncpg
+import uvloop
 
 DATABASE = "pixtools_bench_notify_cost"
 JOBS, BATCHES, KEYS = "pixtools_jobs", "pixtools_batches", "pixtools_api_keys"
@@ -129,7 +132,7 @@ def main() -> None:
     parser.add_argument("--dsn")
     args = parser.parse_args()
     if args.child:
-        asyncio.run(listen(args.dsn, args.child))
+        uvloop.run(listen(args.dsn, args.child))  # as the served gateway runs
         return
     subprocess.run(["createdb", "-h", "localhost", "-U", "postgres", args.database], check=False)
     asyncio.run(run(args))
