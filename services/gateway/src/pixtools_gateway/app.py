@@ -67,15 +67,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 await ensure_dev_tenant(session, key=settings.dev_api_key)
         blobs = await resources.enter_async_context(blob_store(settings))
         messages = await resources.enter_async_context(broker(settings, "gateway"))
-        notifications = JobNotifications(settings.database_url)
-        await notifications.start()
-        resources.push_async_callback(notifications.stop)
         if settings.relay_enabled:
             # It publishes what each request's transaction staged as the transaction commits.
             relay = OutboxRelay(sessions, messages.publisher, poll_s=settings.relay_poll_s)
             relay.start()
             resources.push_async_callback(relay.stop)
-        key_cache = KeyCache(settings.database_url, settings.auth_cache_s)
+        # One listening connection per process carries the key changes and the job and batch changes.
+        notifications = JobNotifications()
+        key_cache = KeyCache(settings.database_url, settings.auth_cache_s, channels=notifications.channels)
         await key_cache.start()
         resources.push_async_callback(key_cache.stop)
         key_usage = KeyUsage(engine, settings.key_last_used_interval_s)

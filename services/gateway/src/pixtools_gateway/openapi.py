@@ -5,10 +5,12 @@ module adds what follows from the route's shape: 401 and 403 where a key is requ
 document wherever parameters or a body are validated.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from pixtools_gateway.body_validation import inlined
@@ -81,6 +83,14 @@ _WHY = {
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Problem responses for a route's `responses=`."""
     return {status: _problem_response(status) for status in statuses}
+
+
+def header_parameters(declared: Callable[..., None]) -> dict[str, Any]:
+    """An `openapi_extra` with the header parameters of `declared` (a stub of header parameters only), as FastAPI
+    writes them, for a busy route that reads those headers itself: FastAPI's validation of a header parameter costs
+    more on every request than the route's own reading (`api/deps.py:idempotency_key`)."""
+    document = get_openapi(title="", version="", routes=[APIRoute("/", declared, methods=["POST"])])
+    return {"parameters": document["paths"]["/"]["post"]["parameters"]}
 
 
 def problem(status: int, why: str) -> dict[int | str, dict[str, Any]]:

@@ -208,3 +208,20 @@ async def test_more_than_1000_files_is_a_413(api, tenant_key, gateway_settings):
         headers=api.as_tenant(tenant_key),
     )
     problem(response, 413, "batch-too-large")
+
+
+async def test_a_batch_idempotency_key_over_200_characters_is_a_422_problem_and_creates_nothing(api, tenant_key, db):
+    async with db() as session:
+        before = await session.scalar(select(func.count()).select_from(Batch))
+    items = [{"url": "https://a.example/1.jpg", "id": "item-0"}]
+    response = await api.client.post(
+        "/v1/batches",
+        json={"items": items, "pipeline": RESIZE_THEN_PNG},
+        headers={**api.as_tenant(tenant_key), "Idempotency-Key": "b" * 201},
+    )
+    body = problem(response, 422, "invalid-request")
+    assert body["errors"] == [
+        {"loc": ["header", "idempotency-key"], "msg": "String should have at most 200 characters"}
+    ]
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(Batch)) == before

@@ -138,6 +138,21 @@ async def test_idempotency_keys_are_per_tenant(api, tenant_key, other_tenant_key
     assert mine.json()["job_id"] != theirs.json()["job_id"]
 
 
+async def test_an_idempotency_key_over_200_characters_is_a_422_problem_and_stores_nothing(
+    api, tenant_key, database_url
+):
+    before = await _rows(database_url, Job)
+    response = await _submit(api, tenant_key, headers={"Idempotency-Key": "k" * 201})
+    body = _problem(response, 422, "invalid-request")
+    assert body["errors"] == [
+        {"loc": ["header", "idempotency-key"], "msg": "String should have at most 200 characters"}
+    ]
+    assert await _rows(database_url, Job) == before
+    accepted = await _submit(api, tenant_key, headers={"Idempotency-Key": "k" * 200})
+    assert accepted.status_code == 202, accepted.text
+    assert await _rows(database_url, Job, idempotency_key="k" * 200) == 1
+
+
 async def test_upload_over_the_byte_limit_is_413_and_stores_nothing(api, tenant_key, database_url):
     before = await _rows(database_url, Job)
     response = await _submit(api, tenant_key, data=b"\xff\xd8\xff" + b"0" * 600_000)

@@ -10,6 +10,10 @@ either. So the connection is pinged every `_PING_S`, and the cache is trusted on
 ping was sent less than `_TRUST_S` ago: a notification committed before a ping is delivered before its
 answer, so a revocation is missed for at most `_TRUST_S`, dead connection or not. Past that every request
 reads its key from the database until a ping is answered again.
+
+The same connection LISTENs on the process's other channels (`channels`: the job and batch changes that wake
+event streams). Postgres wakes every backend that listens in the database at each NOTIFY, whatever its channels, so
+a second listening connection per process cost Postgres CPU at every job's change; those channels reconnect with it.
 """
 
 import asyncio
@@ -18,6 +22,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,9 +56,12 @@ class Caller:
 class KeyCache:
     """Callers by key hash and by key id, each kept until min(now + ttl, the key's expiry) or a notification."""
 
-    def __init__(self, database_url: str, ttl_s: float) -> None:
+    def __init__(
+        self, database_url: str, ttl_s: float, *, channels: Mapping[str, Callable[[str], None]] | None = None
+    ) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._ttl_s = ttl_s
+        self._channels = dict(channels or {})
         self._by_hash: dict[str, tuple[float, Caller]] = {}
         self._by_id: dict[uuid.UUID, tuple[float, Caller]] = {}
         self._hashes: dict[uuid.UUID, str] = {}
@@ -157,6 +165,8 @@ class KeyCache:
                 self._dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
             )
             await connection.add_listener(CHANNEL, self._on_notify)
+            for channel, on_payload in self._channels.items():
+                await connection.add_listener(channel, _payload_to(on_payload))
             connection.add_termination_listener(self._on_lost)
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             log.warning("API key notifications unavailable; keys are not cached", extra={"error": repr(error)})
@@ -190,3 +200,12 @@ class KeyCache:
                 connection.terminate()
                 continue
             self._confirmed_at = sent_at
+
+
+def _payload_to(on_payload: Callable[[str], None]) -> Callable[[object, int, str, str], None]:
+    """An asyncpg notification callback that hands the payload on."""
+
+    def on_notify(connection: object, pid: int, channel: str, payload: str) -> None:
+        on_payload(payload)
+
+    return on_notify

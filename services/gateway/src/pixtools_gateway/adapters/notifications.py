@@ -2,17 +2,12 @@
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-import asyncpg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
-
-log = logging.getLogger(__name__)
 
 CHANNEL = "pixtools_jobs"
 BATCH_CHANNEL = "pixtools_batches"
@@ -29,29 +24,25 @@ async def notify_changed(session: AsyncSession, ids: Iterable[uuid.UUID]) -> Non
 
 
 class JobNotifications:
-    """Listens on one connection; each stream waits on an event for its job id."""
+    """Wakes the streams waiting on a job or batch when its NOTIFY arrives.
 
-    def __init__(self, database_url: str) -> None:
-        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    It opens no connection of its own: its channels are LISTENed on the key cache's connection (`KeyCache`'s
+    `channels`), because Postgres wakes every listening backend of the database at each NOTIFY, whatever the channel,
+    so a second listening connection per process cost Postgres CPU at every job's change. While that connection is
+    down, streams still poll.
+    """
+
+    def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._connection: asyncpg.Connection | None = None
 
-    async def start(self) -> None:
-        """Open the listening connection; streams fall back to polling if this fails."""
-        try:
-            self._connection = await asyncpg.connect(self._dsn)
-            await self._connection.add_listener(CHANNEL, self._on_notify)
-            await self._connection.add_listener(BATCH_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError) as error:
-            log.warning("job notifications unavailable; streams will poll", extra={"error": repr(error)})
+    @property
+    def channels(self) -> dict[str, Callable[[str], None]]:
+        """The channels to LISTEN on, each with what to do with a notification's payload."""
+        return {CHANNEL: self.changed, BATCH_CHANNEL: self.changed}
 
-    async def stop(self) -> None:
-        """Close the listening connection."""
-        if self._connection is not None:
-            await self._connection.close()
-
-    def _on_notify(self, connection: object, pid: int, channel: str, payload: str) -> None:
-        for event in self._waiters.get(payload, ()):
+    def changed(self, some_id: str) -> None:
+        """Wake the streams of this job or batch."""
+        for event in self._waiters.get(some_id, ()):
             event.set()
 
     @contextlib.contextmanager

@@ -10,7 +10,16 @@ from sse_starlette import EventSourceResponse
 
 from pixtools_contracts import JobState
 from pixtools_gateway.adapters.uploads import limited_receive, probe_upload, read_json_object
-from pixtools_gateway.api.deps import IdempotencyKey, JobsWriter, LastEventId, Resources, Session, Shared, TenantId
+from pixtools_gateway.api.deps import (
+    IdempotencyKey,
+    JobsWriter,
+    LastEventId,
+    Resources,
+    Session,
+    Shared,
+    TenantId,
+    idempotency_key,
+)
 from pixtools_gateway.api.limits import AppLimits, ReadLimited, SubmittingTenant, held
 from pixtools_gateway.api.progress import PING_S, keepalive
 from pixtools_gateway.api.progress import job_events as job_progress
@@ -22,7 +31,7 @@ from pixtools_gateway.handlers.job_query import fetch_job
 from pixtools_gateway.handlers.reads import get_output, list_jobs, read_job_view
 from pixtools_gateway.handlers.submit import Submission, Upload, submit_job
 from pixtools_gateway.limiting import Limiting
-from pixtools_gateway.openapi import download, event_stream, problems
+from pixtools_gateway.openapi import download, event_stream, header_parameters, problems
 from pixtools_gateway.pipelines import parse_pipeline
 from pixtools_gateway.prefer import requested_wait
 from pixtools_gateway.request_bodies import MAX_FORM_FIELDS, JobFromUrl, JobUpload
@@ -51,6 +60,11 @@ PreferWait = Annotated[
     ),
 ]
 
+
+def _submission_headers(idempotency_key: IdempotencyKey = None, prefer: PreferWait = None) -> None:
+    """The submit route's headers, for the OpenAPI document; the route reads them itself."""
+
+
 _FORM_ALLOWANCE = 256 * 1024  # multipart framing and the small text fields around the file
 _JSON_BODY_LIMIT = 256 * 1024
 
@@ -60,7 +74,7 @@ _JSON_BODY_LIMIT = 256 * 1024
     status_code=202,
     response_model=JobAccepted,
     summary="Submit an image, or an image URL, and a pipeline",
-    openapi_extra=request_body(multipart=JobUpload, json=JobFromUrl),
+    openapi_extra={**request_body(multipart=JobUpload, json=JobFromUrl), **header_parameters(_submission_headers)},
     responses={
         200: {
             "model": JobView,
@@ -76,16 +90,16 @@ _JSON_BODY_LIMIT = 256 * 1024
         **problems(409, 413, 415, 422, 429),
     },
 )
-async def submit(
-    request: Request, tenant_id: SubmittingTenant, idempotency_key: IdempotencyKey = None, prefer: PreferWait = None
-) -> Response:
+async def submit(request: Request, tenant_id: SubmittingTenant) -> Response:
     """Accept a job: 202 only once the job and its outbox rows are committed.
 
     With `Prefer: wait=N` (RFC 7240) the answer waits up to N seconds (at most a configured cap) for the job to
     finish: 200 with the whole job if it did, else the usual 202. Other preferences and malformed values are
     ignored.
     """
-    # Taken from the app's state rather than as dependencies: each dependency is solved anew on every request.
+    # Read here rather than as header parameters (documented by `_submission_headers`), and taken from the app's state
+    # rather than as dependencies: FastAPI solves and validates each of those anew on every request.
+    key = idempotency_key(request)
     shared: Resources = request.app.state.resources
     limits: Limiting = request.app.state.limiting
     content_type = request.headers.get("content-type", "")
@@ -112,7 +126,7 @@ async def submit(
             source_url=source_url,
             pipeline=pipeline,
             webhook_url=body.webhook_url or None,
-            idempotency_key=idempotency_key,
+            idempotency_key=key,
             correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
             traceparent=current_trace_context().get("traceparent"),
         ),
@@ -129,7 +143,7 @@ async def submit(
     status_url = job_url(request, job.id)
     accepted = JobAccepted(job_id=job.id, state=job.state, status_url=status_url, events_url=status_url + "/events")
     headers = {"Location": accepted.status_url, "Vary": "Prefer"}
-    # `prefer` declares the header in the document; a request may send several Prefer headers, so all are read.
+    # A request may send several Prefer headers, so all are read.
     wait_s = requested_wait(request.headers.getlist("prefer"), shared.settings.prefer_wait_max_s)
     if wait_s:
         output_url = functools.partial(shared.output_url, str(request.base_url).rstrip("/"))
