@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "pixtools_jobs"
 BATCH_CHANNEL = "pixtools_batches"
-LINGER_S = 1.0  # how long the channels stay listened on after the last stream left
+LINGER_S = 0.2  # how long the channels stay listened on after the last stream left: see docs/benchmarks.md
 
 _NOTIFY_ALL = text("SELECT pg_notify(:channel, id) FROM unnest(CAST(:ids AS text[])) AS id").bindparams(channel=CHANNEL)
 
