@@ -72,11 +72,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             relay = OutboxRelay(sessions, messages.publisher, poll_s=settings.relay_poll_s)
             relay.start()
             resources.push_async_callback(relay.stop)
-        # One listening connection per process carries the key changes and the job and batch changes.
-        notifications = JobNotifications()
-        key_cache = KeyCache(settings.database_url, settings.auth_cache_s, channels=notifications.channels)
+        # One listening connection per process carries the key changes, and the job and batch changes while a
+        # stream waits.
+        key_cache = KeyCache(settings.database_url, settings.auth_cache_s)
         await key_cache.start()
         resources.push_async_callback(key_cache.stop)
+        notifications = JobNotifications(key_cache)
+        resources.push_async_callback(notifications.close)
         key_usage = KeyUsage(engine, settings.key_last_used_interval_s)
         key_usage.start()
         resources.push_async_callback(key_usage.stop)

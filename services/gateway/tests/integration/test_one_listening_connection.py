@@ -38,26 +38,27 @@ async def _until(condition, seconds: float) -> None:
 
 
 async def test_job_and_batch_notifications_wake_streams_over_the_key_caches_one_connection(database_url, db):
-    notifications = JobNotifications()
-    cache = KeyCache(database_url, ttl_s=300, channels=notifications.channels)
+    cache = KeyCache(database_url, ttl_s=300)
+    notifications = JobNotifications(cache)
     before = await _other_backends(db)
     await cache.start()
     try:
         assert await _other_backends(db) == before + 1, "one connection listens on the keys, jobs and batches"
         job_id, batch_id = str(uuid.uuid4()), str(uuid.uuid4())
-        with notifications.watch(job_id) as job_changed, notifications.watch(batch_id) as batch_changed:
+        async with notifications.watch(job_id) as job_changed, notifications.watch(batch_id) as batch_changed:
             await _notify(db, CHANNEL, job_id)
             await asyncio.wait_for(job_changed.wait(), 1.0)
             assert not batch_changed.is_set()
             await _notify(db, BATCH_CHANNEL, batch_id)
             await asyncio.wait_for(batch_changed.wait(), 1.0)
     finally:
+        await notifications.close()
         await cache.stop()
 
 
 async def test_job_notifications_come_back_when_the_lost_connection_is_back(database_url, db):
-    notifications = JobNotifications()
-    cache = KeyCache(database_url, ttl_s=300, channels=notifications.channels)
+    cache = KeyCache(database_url, ttl_s=300)
+    notifications = JobNotifications(cache)
     await cache.start()
     try:
         async with db.begin() as session:
@@ -72,8 +73,9 @@ async def test_job_notifications_come_back_when_the_lost_connection_is_back(data
         await _until(lambda: not cache.listening, 2.0)
         await _until(lambda: cache.listening, 3.0)
         job_id = str(uuid.uuid4())
-        with notifications.watch(job_id) as changed:
+        async with notifications.watch(job_id) as changed:
             await _notify(db, CHANNEL, job_id)
             await asyncio.wait_for(changed.wait(), 1.0)
     finally:
+        await notifications.close()
         await cache.stop()

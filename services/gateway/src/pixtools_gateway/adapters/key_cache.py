@@ -11,9 +11,11 @@ ping was sent less than `_TRUST_S` ago: a notification committed before a ping i
 answer, so a revocation is missed for at most `_TRUST_S`, dead connection or not. Past that every request
 reads its key from the database until a ping is answered again.
 
-The same connection LISTENs on the process's other channels (`channels`: the job and batch changes that wake
-event streams). Postgres wakes every backend that listens in the database at each NOTIFY, whatever its channels, so
-a second listening connection per process cost Postgres CPU at every job's change; those channels reconnect with it.
+The same connection LISTENs on the process's other channels while they are wanted (`listen`, `unlisten`: the job
+and batch changes, while an event stream waits). Postgres wakes every backend that listens in the database at each
+NOTIFY, whatever its channels, so a second listening connection per process cost Postgres CPU at every job's change;
+the channels wanted when the connection comes back are listened on again. asyncpg runs one command at a time on a
+connection: the ping, each LISTEN and UNLISTEN, and the LISTENs of a new connection take `_commands` in turn.
 """
 
 import asyncio
@@ -22,7 +24,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -56,12 +58,12 @@ class Caller:
 class KeyCache:
     """Callers by key hash and by key id, each kept until min(now + ttl, the key's expiry) or a notification."""
 
-    def __init__(
-        self, database_url: str, ttl_s: float, *, channels: Mapping[str, Callable[[str], None]] | None = None
-    ) -> None:
+    def __init__(self, database_url: str, ttl_s: float) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._ttl_s = ttl_s
-        self._channels = dict(channels or {})
+        self._wanted: dict[str, Callable[[str], None]] = {}
+        self._listened: dict[str, Callable[[object, int, str, str], None]] = {}  # on the current connection
+        self._commands = asyncio.Lock()
         self._by_hash: dict[str, tuple[float, Caller]] = {}
         self._by_id: dict[uuid.UUID, tuple[float, Caller]] = {}
         self._hashes: dict[uuid.UUID, str] = {}
@@ -100,10 +102,28 @@ class KeyCache:
         if self._connection is not None:
             # A connection closed on purpose is not a lost one: no warning at every shutdown.
             self._connection.remove_termination_listener(self._on_lost)
-            try:
-                await self._connection.close(timeout=_TRUST_S)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                self._connection.terminate()  # a connection that stopped answering does not hold up shutdown
+            async with self._commands:  # after a LISTEN or UNLISTEN in flight, which is bounded
+                try:
+                    await self._connection.close(timeout=_TRUST_S)
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    self._connection.terminate()  # a connection that stopped answering does not hold up shutdown
+
+    async def listen(self, channels: Mapping[str, Callable[[str], None]]) -> bool:
+        """LISTEN on these channels too, now and after every reconnect, each handing its payloads to its callback.
+
+        Returns whether the LISTENs are in effect (committed) on return: False while the connection is down.
+        """
+        self._wanted.update(channels)
+        if self.listening and all(channel in self._listened for channel in channels):
+            return True  # already listened on: no command
+        # A stream that stops waiting does not cancel a command half sent on the shared connection.
+        return await asyncio.shield(self._listen_wanted())
+
+    async def unlisten(self, channels: Iterable[str]) -> None:
+        """Stop listening on these channels (until `listen` asks for them again)."""
+        for channel in channels:
+            self._wanted.pop(channel, None)
+        await asyncio.shield(self._listen_wanted())
 
     def by_hash(self, key_hash: str) -> Caller | None:
         """The cached caller of a key, by the key's hash."""
@@ -158,6 +178,32 @@ class KeyCache:
         self.clear()
         self._lost.set()
 
+    async def _listen_wanted(self) -> bool:
+        """Make the current connection's LISTENs match `_wanted`; whether it is up and they do.
+
+        Every change of `_wanted` is followed by a call, and each call reads `_wanted` while it holds `_commands`,
+        so the last call leaves the connection listening on exactly what is wanted then.
+        """
+        async with self._commands:
+            connection = self._connection
+            if connection is None or connection.is_closed():
+                return False
+            try:
+                for channel in [channel for channel in self._listened if channel not in self._wanted]:
+                    await asyncio.wait_for(connection.remove_listener(channel, self._listened.pop(channel)), _TRUST_S)
+                for channel, on_payload in list(self._wanted.items()):
+                    if channel not in self._listened:
+                        callback = _payload_to(on_payload)
+                        await asyncio.wait_for(connection.add_listener(channel, callback), _TRUST_S)
+                        self._listened[channel] = callback
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                # A connection that does not answer a LISTEN is lost: the reconnect listens on what is wanted then.
+                log.warning("LISTEN failed; reconnecting", extra={"error": repr(error)})
+                self.clear()
+                connection.terminate()
+                return False
+            return True
+
     async def _connect(self) -> None:
         try:
             sent_at = time.monotonic()
@@ -165,16 +211,17 @@ class KeyCache:
                 self._dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
             )
             await connection.add_listener(CHANNEL, self._on_notify)
-            for channel, on_payload in self._channels.items():
-                await connection.add_listener(channel, _payload_to(on_payload))
             connection.add_termination_listener(self._on_lost)
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             log.warning("API key notifications unavailable; keys are not cached", extra={"error": repr(error)})
             return
-        # Whatever changed while nobody listened is unknown: start from nothing.
-        self.clear()
-        self._connection = connection
-        self._confirmed_at = sent_at
+        async with self._commands:
+            # Whatever changed while nobody listened is unknown: start from nothing.
+            self.clear()
+            self._connection = connection
+            self._listened = {}
+            self._confirmed_at = sent_at
+        await self._listen_wanted()
 
     async def _watch(self) -> None:
         """Reconnect a lost connection, and ping a live one so that a silently dead one is noticed."""
@@ -192,9 +239,10 @@ class KeyCache:
             connection = self._connection
             if connection is None or connection.is_closed():
                 continue
-            sent_at = time.monotonic()
             try:
-                await connection.execute("SELECT 1", timeout=_TRUST_S)
+                async with self._commands:
+                    sent_at = time.monotonic()
+                    await connection.execute("SELECT 1", timeout=_TRUST_S)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 self.clear()
                 connection.terminate()

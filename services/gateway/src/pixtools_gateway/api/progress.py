@@ -50,7 +50,7 @@ async def job_events(
     resumed = False
     sent_state: str | None = None
     sent_steps: dict[str, str] = {}
-    with shared.notifications.watch(str(job_id)) as changed:
+    async with shared.notifications.watch(str(job_id)) as changed:
         while True:
             changed.clear()
             async with shared.reader.connect() as connection:
@@ -84,7 +84,7 @@ async def batch_events(
 ) -> AsyncIterator[ServerSentEvent]:
     """A 'progress' event whenever the totals change, and a final 'batch' event once the batch is terminal."""
     sent = last_event_id
-    with shared.notifications.watch(str(batch_id)) as changed:
+    async with shared.notifications.watch(str(batch_id)) as changed:
         while True:
             changed.clear()
             async with shared.reader.connect() as connection:

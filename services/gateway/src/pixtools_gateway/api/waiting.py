@@ -24,7 +24,7 @@ async def terminal_view(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    with shared.notifications.watch(str(job_id)) as changed:
+    async with shared.notifications.watch(str(job_id)) as changed:
         while True:
             changed.clear()
             async with shared.reader.connect() as connection:
