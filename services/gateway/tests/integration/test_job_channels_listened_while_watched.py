@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
 
-from pixtools_gateway.adapters.key_cache import APPLICATION_NAME, KeyCache
 from pixtools_gateway.adapters.key_cache import CHANNEL as KEYS_CHANNEL
+from pixtools_gateway.adapters.key_cache import KeyCache
 from pixtools_gateway.adapters.notifications import BATCH_CHANNEL, CHANNEL, JobNotifications
 from pixtools_gateway.api import progress
 
 from .job_control_support import RESIZE_THEN_PNG
+from .listener_support import notify, terminate_listener
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +37,6 @@ async def _until_channels(cache: KeyCache, wanted: set[str], seconds: float) -> 
         if time.monotonic() > deadline:
             pytest.fail(f"listening on {found}, not {wanted}, after {seconds} s")
         await asyncio.sleep(0.02)
-
-
-async def _notify(db, channel: str, payload: str) -> None:
-    async with db.begin() as session:
-        await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
 
 @pytest_asyncio.fixture
@@ -73,7 +68,7 @@ async def test_a_watch_is_entered_listening_and_the_last_to_leave_unlistens_afte
             pass
         await asyncio.sleep(0.3)  # past the linger, but one stream still waits
         assert await _channels(cache) == WATCHED
-        await _notify(db, CHANNEL, job_id)
+        await notify(db, CHANNEL, job_id)
         await asyncio.wait_for(changed.wait(), 0.5)
     assert await _channels(cache) == WATCHED, "lingers"
     await _until_channels(cache, ONLY_KEYS, 1.0)
@@ -85,7 +80,7 @@ async def test_a_change_committed_as_soon_as_the_watch_is_entered_is_notified(li
         await _until_channels(cache, ONLY_KEYS, 1.0)  # so that each watch has to LISTEN first
         job_id = str(uuid.uuid4())
         async with notifications.watch(job_id) as changed:
-            await _notify(db, CHANNEL, job_id)
+            await notify(db, CHANNEL, job_id)
             await asyncio.wait_for(changed.wait(), 0.5)
 
 
@@ -111,7 +106,7 @@ async def test_many_streams_opening_and_closing_beside_the_ping_leave_the_connec
         await _until_channels(cache, ONLY_KEYS, 1.0)
         job_id = str(uuid.uuid4())
         async with notifications.watch(job_id) as changed:
-            await _notify(db, CHANNEL, job_id)
+            await notify(db, CHANNEL, job_id)
             await asyncio.wait_for(changed.wait(), 0.5)
     finally:
         await notifications.close()
@@ -123,22 +118,14 @@ async def test_a_waiting_streams_channel_is_listened_on_again_after_the_connecti
     job_id = str(uuid.uuid4())
     async with notifications.watch(job_id) as changed:
         lost = cache._connection
-        async with db.begin() as session:
-            killed = await session.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND application_name = :name"
-                ),
-                {"name": APPLICATION_NAME},
-            )
-        assert killed == 1
+        assert await terminate_listener(db) == 1
         deadline = time.monotonic() + 3.0
         while not (cache.listening and cache._connection is not lost):
             assert time.monotonic() < deadline, "not reconnected within 3 s"
             await asyncio.sleep(0.05)
         await _until_channels(cache, WATCHED, 1.0)
         changed.clear()
-        await _notify(db, CHANNEL, job_id)
+        await notify(db, CHANNEL, job_id)
         await asyncio.wait_for(changed.wait(), 0.5)
     await _until_channels(cache, ONLY_KEYS, 1.0)
 

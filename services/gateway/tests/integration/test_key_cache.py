@@ -7,34 +7,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from pixtools_gateway.adapters.key_cache import APPLICATION_NAME, CHANNEL, Caller, KeyCache
+from pixtools_gateway.adapters.key_cache import CHANNEL, Caller, KeyCache
+
+from .listener_support import terminate_listener, until
 
 pytestmark = pytest.mark.integration
 
 
-async def _until(condition, seconds: float) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"not within {seconds} s")
-
-
 def _caller() -> Caller:
     return Caller(key_id=uuid.uuid4(), tenant_id=uuid.uuid4(), scopes=frozenset({"jobs:read"}))
-
-
-async def _terminate_listener(db) -> int:
-    """End the cache's LISTEN connection from the server side, as a Postgres restart or an admin would."""
-    async with db.begin() as session:
-        killed = await session.scalar(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = :name"
-            ),
-            {"name": APPLICATION_NAME},
-        )
-    return int(killed or 0)
 
 
 async def test_a_notification_forgets_the_key_by_hash_and_by_id(database_url, db):
@@ -47,7 +28,7 @@ async def test_a_notification_forgets_the_key_by_hash_and_by_id(database_url, db
         assert cache.by_id(who.key_id) == who
         async with db.begin() as session:
             await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(who.key_id)})
-        await _until(lambda: cache.by_hash("hash-1") is None, 1.0)
+        await until(lambda: cache.by_hash("hash-1") is None, 1.0)
         assert cache.by_id(who.key_id) is None
     finally:
         await cache.stop()
@@ -72,12 +53,12 @@ async def test_a_lost_listen_connection_empties_the_cache_until_it_is_back(datab
     try:
         assert cache.listening
         cache.remember(_caller(), key_hash="hash-3", since=cache.generation)
-        assert await _terminate_listener(db) == 1
-        await _until(lambda: not cache.listening, 2.0)
+        assert await terminate_listener(db) == 1
+        await until(lambda: not cache.listening, 2.0)
         assert cache.by_hash("hash-3") is None
         cache.remember(_caller(), key_hash="hash-4", since=cache.generation)
         assert cache.by_hash("hash-4") is None, "cached while nobody listens for revocations"
-        await _until(lambda: cache.listening, 3.0)
+        await until(lambda: cache.listening, 3.0)
         who = _caller()
         cache.remember(who, key_hash="hash-5", since=cache.generation)
         assert cache.by_hash("hash-5") == who
@@ -128,7 +109,7 @@ async def _revoke_within_a_second(cache: KeyCache, db, who: Caller, key_hash: st
     """Announce a revocation as the api_keys trigger does; the cached key must be gone within a second."""
     async with db.begin() as session:
         await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(who.key_id)})
-    await _until(lambda: cache.by_hash(key_hash) is None and cache.by_id(who.key_id) is None, 1.0)
+    await until(lambda: cache.by_hash(key_hash) is None and cache.by_id(who.key_id) is None, 1.0)
 
 
 async def test_a_silently_dead_listen_connection_stops_serving_cached_keys_within_a_second(database_url, db):
@@ -139,7 +120,7 @@ async def test_a_silently_dead_listen_connection_stops_serving_cached_keys_withi
     await cache.start()
     try:
         who = _caller()
-        await _until(lambda: cache.trusted, 2.0)
+        await until(lambda: cache.trusted, 2.0)
         cache.remember(who, key_hash="hash-6", since=cache.generation)
         assert cache.by_hash("hash-6") == who
         partition.silent = True  # no error, no close: the notification below never arrives
@@ -156,10 +137,10 @@ async def test_a_revocation_right_after_the_listen_backend_is_killed_is_not_serv
     await cache.start()
     try:
         who = _caller()
-        await _until(lambda: cache.trusted, 2.0)
+        await until(lambda: cache.trusted, 2.0)
         cache.remember(who, key_hash="hash-7", since=cache.generation)
         assert cache.by_hash("hash-7") == who
-        assert await _terminate_listener(db) == 1
+        assert await terminate_listener(db) == 1
         await _revoke_within_a_second(cache, db, who, "hash-7")
     finally:
         await cache.stop()

@@ -6,15 +6,12 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from pixtools_gateway.adapters.key_cache import APPLICATION_NAME, KeyCache
+from pixtools_gateway.adapters.key_cache import KeyCache
 from pixtools_gateway.adapters.notifications import BATCH_CHANNEL, CHANNEL, JobNotifications
 
+from .listener_support import notify, terminate_listener, until
+
 pytestmark = pytest.mark.integration
-
-
-async def _notify(db, channel: str, payload: str) -> None:
-    async with db.begin() as session:
-        await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
 
 async def _other_backends(db) -> int:
@@ -29,14 +26,6 @@ async def _other_backends(db) -> int:
     return int(found or 0)
 
 
-async def _until(condition, seconds: float) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"not within {seconds} s")
-
-
 async def test_job_and_batch_notifications_wake_streams_over_the_key_caches_one_connection(database_url, db):
     cache = KeyCache(database_url, ttl_s=300)
     notifications = JobNotifications(cache)
@@ -46,10 +35,10 @@ async def test_job_and_batch_notifications_wake_streams_over_the_key_caches_one_
         assert await _other_backends(db) == before + 1, "one connection listens on the keys, jobs and batches"
         job_id, batch_id = str(uuid.uuid4()), str(uuid.uuid4())
         async with notifications.watch(job_id) as job_changed, notifications.watch(batch_id) as batch_changed:
-            await _notify(db, CHANNEL, job_id)
+            await notify(db, CHANNEL, job_id)
             await asyncio.wait_for(job_changed.wait(), 1.0)
             assert not batch_changed.is_set()
-            await _notify(db, BATCH_CHANNEL, batch_id)
+            await notify(db, BATCH_CHANNEL, batch_id)
             await asyncio.wait_for(batch_changed.wait(), 1.0)
     finally:
         await notifications.close()
@@ -61,20 +50,12 @@ async def test_job_notifications_come_back_when_the_lost_connection_is_back(data
     notifications = JobNotifications(cache)
     await cache.start()
     try:
-        async with db.begin() as session:
-            killed = await session.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND application_name = :name"
-                ),
-                {"name": APPLICATION_NAME},
-            )
-        assert killed == 1
-        await _until(lambda: not cache.listening, 2.0)
-        await _until(lambda: cache.listening, 3.0)
+        assert await terminate_listener(db) == 1
+        await until(lambda: not cache.listening, 2.0)
+        await until(lambda: cache.listening, 3.0)
         job_id = str(uuid.uuid4())
         async with notifications.watch(job_id) as changed:
-            await _notify(db, CHANNEL, job_id)
+            await notify(db, CHANNEL, job_id)
             await asyncio.wait_for(changed.wait(), 1.0)
     finally:
         await notifications.close()
