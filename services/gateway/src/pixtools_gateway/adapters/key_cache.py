@@ -62,7 +62,7 @@ class KeyCache:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._ttl_s = ttl_s
         self._wanted: dict[str, Callable[[str], None]] = {}
-        self._listened: dict[str, Callable[[object, int, str, str], None]] = {}  # on the current connection
+        self._listened: set[str] = set()  # the channels of `_wanted` LISTENed on the current connection
         self._commands = asyncio.Lock()
         self._by_hash: dict[str, tuple[float, Caller]] = {}
         self._by_id: dict[uuid.UUID, tuple[float, Caller]] = {}
@@ -173,6 +173,12 @@ class KeyCache:
             return
         self.forget(key_id)
 
+    def _on_channel(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        """A notification on one of the other channels: to the callback `listen` was given for it, while wanted."""
+        on_payload = self._wanted.get(channel)
+        if on_payload is not None:
+            on_payload(payload)
+
     def _on_lost(self, connection: object) -> None:
         log.warning("API key notifications lost; keys are read from the database until they are back")
         self.clear()
@@ -189,13 +195,12 @@ class KeyCache:
             if connection is None or connection.is_closed():
                 return False
             try:
-                for channel in [channel for channel in self._listened if channel not in self._wanted]:
-                    await asyncio.wait_for(connection.remove_listener(channel, self._listened.pop(channel)), _TRUST_S)
-                for channel, on_payload in list(self._wanted.items()):
-                    if channel not in self._listened:
-                        callback = _payload_to(on_payload)
-                        await asyncio.wait_for(connection.add_listener(channel, callback), _TRUST_S)
-                        self._listened[channel] = callback
+                for channel in self._listened - self._wanted.keys():
+                    self._listened.discard(channel)
+                    await asyncio.wait_for(connection.remove_listener(channel, self._on_channel), _TRUST_S)
+                for channel in self._wanted.keys() - self._listened:
+                    await asyncio.wait_for(connection.add_listener(channel, self._on_channel), _TRUST_S)
+                    self._listened.add(channel)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 # A connection that does not answer a LISTEN is lost: the reconnect listens on what is wanted then.
                 log.warning("LISTEN failed; reconnecting", extra={"error": repr(error)})
@@ -219,7 +224,7 @@ class KeyCache:
             # Whatever changed while nobody listened is unknown: start from nothing.
             self.clear()
             self._connection = connection
-            self._listened = {}
+            self._listened = set()
             self._confirmed_at = sent_at
         await self._listen_wanted()
 
@@ -248,12 +253,3 @@ class KeyCache:
                 connection.terminate()
                 continue
             self._confirmed_at = sent_at
-
-
-def _payload_to(on_payload: Callable[[str], None]) -> Callable[[object, int, str, str], None]:
-    """An asyncpg notification callback that hands the payload on."""
-
-    def on_notify(connection: object, pid: int, channel: str, payload: str) -> None:
-        on_payload(payload)
-
-    return on_notify

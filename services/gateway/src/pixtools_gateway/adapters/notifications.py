@@ -61,7 +61,6 @@ class JobNotifications:
         self._listener = listener
         self._linger_s = linger_s
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._watching = 0
         self._opened = 0  # streams opened so far: a release is void if one opened after it was planned
         self._releases: set[asyncio.Task[None]] = set()
 
@@ -83,7 +82,6 @@ class JobNotifications:
         """
         event = asyncio.Event()
         self._waiters[some_id].add(event)
-        self._watching += 1
         self._opened += 1
         try:
             await self._listener.listen(self.channels)
@@ -92,8 +90,7 @@ class JobNotifications:
             self._waiters[some_id].discard(event)
             if not self._waiters[some_id]:
                 del self._waiters[some_id]
-            self._watching -= 1
-            if not self._watching:
+            if not self._waiters:  # the last stream of this process left
                 release = asyncio.create_task(self._release(self._opened), name="job-notifications-release")
                 self._releases.add(release)
                 release.add_done_callback(self._releases.discard)
@@ -108,6 +105,6 @@ class JobNotifications:
     async def _release(self, opened: int) -> None:
         """UNLISTEN after `linger_s`, unless a stream opened meanwhile (its own leaving plans the next release)."""
         await asyncio.sleep(self._linger_s)
-        if self._watching or self._opened != opened:
+        if self._waiters or self._opened != opened:
             return
         await self._listener.unlisten(self.channels)
