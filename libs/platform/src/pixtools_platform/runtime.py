@@ -1,6 +1,7 @@
 """Run a worker on uvloop until SIGTERM or SIGINT, then drain it."""
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -30,6 +31,10 @@ async def serve(worker: Worker) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await worker.start()
+    # What start-up built (modules, models, compiled statements, pools) lives as long as the process. Frozen, it is
+    # left out of the collector's scans: without this, the aggregator's first full collection under load re-scanned
+    # all of it (76 ms of CPU, measured in `bench/pipeline`, about 0.2 ms per job of that run).
+    gc.freeze()
     log.info("started", extra={"event_loop": f"{type(loop).__module__}.{type(loop).__qualname__}"})
     await stopping.wait()
     log.info("stopping: draining in-flight work")
