@@ -14,6 +14,10 @@ adds no polling load.
 The service overhead is the stack's CPU per job minus the bare loop's CPU per image: what the service spends
 around the image work. The services are counted by process tree, only this stack's; Postgres and RabbitMQ are
 counted whole (they serve everything on the machine), so their figures need an otherwise idle machine.
+The bare loop runs alone, before the burst; in the burst the same image work shares the cores with every other
+process and costs more CPU per image. So each run also reads ingest's `pixtools_cpu_pool_seconds_total` (the CPU
+its pool threads spent on the images, in the burst) and reports the stack's CPU per job minus that as
+`overhead_vs_pool_cpu_ms_per_job`: what the service spends around the image work as it ran.
 
     .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16] [--runs 3]
 """
@@ -242,9 +246,11 @@ async def run_once(
     """Unloaded latency, then the write burst with the stack's CPU per job, then reads straight after it."""
     await unloaded_latency(client, completions, jpeg, 5)  # warm up connections and caches
     unloaded = await unloaded_latency(client, completions, jpeg, args.unloaded)
+    pool_before = await pool_cpu_seconds(client)
     cpu_before, client_before = stack_cpu_seconds(services), time.process_time()
     rate, loaded, job_ids = await throughput(client, completions, jpeg, args.jobs, args.concurrency)
     cpu_after, client_after = stack_cpu_seconds(services), time.process_time()
+    pool_after = await pool_cpu_seconds(client)
     if args.settle_seconds:
         await asyncio.sleep(args.settle_seconds)
     reads = await read_latency(client, job_ids, args.read_rate, args.read_seconds)
@@ -262,7 +268,23 @@ async def run_once(
     for part in STACK_PROCESSES:
         figures[f"cpu_ms_per_job_{part}"] = (cpu_after[part] - cpu_before[part]) / args.jobs * 1000
     figures["cpu_ms_per_job_stack"] = sum(figures[f"cpu_ms_per_job_{part}"] for part in STACK_PROCESSES)
+    if pool_before is not None and pool_after is not None:
+        # The image work as ingest ran it in the burst, beside everything else on the same cores.
+        figures["ingest_pool_cpu_ms_per_job"] = (pool_after - pool_before) / args.jobs * 1000
+        figures["overhead_vs_pool_cpu_ms_per_job"] = (
+            figures["cpu_ms_per_job_stack"] - figures["ingest_pool_cpu_ms_per_job"]
+        )
     return figures
+
+
+async def pool_cpu_seconds(client: aiohttp.ClientSession) -> float | None:
+    """CPU seconds ingest's pool threads have spent on image work so far (its /metrics); None where not exported."""
+    async with client.get(f"http://127.0.0.1:{PORTS['ingest']}/metrics") as answer:
+        text = await answer.text()
+    for line in text.splitlines():
+        if line.startswith('pixtools_cpu_pool_seconds_total{pool="ingest-cpu"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 async def run(args: argparse.Namespace, gateway_url: str, services: dict[str, int]) -> list[dict[str, float]]:
@@ -338,6 +360,13 @@ def summary(runs: list[dict[str, float]]) -> str:
             f"  {figures['overhead_cpu_ms_per_job']:15.1f}  {figures['get_p99_ms']:10.1f}"
             f"  {figures['unloaded_p50_ms']:15.1f}   {parts}"
         )
+    if all("overhead_vs_pool_cpu_ms_per_job" in figures for figures in runs):
+        lines.append("run  bare-cpu-ms/image  ingest-pool-cpu-ms/job  overhead-vs-pool-ms/job")
+        for number, figures in enumerate(runs, 1):
+            lines.append(
+                f"{number:>3}  {figures['bare_cpu_ms_per_image']:17.1f}  {figures['ingest_pool_cpu_ms_per_job']:22.1f}"
+                f"  {figures['overhead_vs_pool_cpu_ms_per_job']:23.1f}"
+            )
     return "\n".join(lines)
 
 

@@ -9,10 +9,13 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Self, TypeVar
+
+from prometheus_client import Counter
 
 from pixtools_contracts import Event, Lane
 from pixtools_platform.broker import Handler
@@ -26,6 +29,12 @@ current_lane: ContextVar[Lane] = ContextVar("pixtools_lane", default="interactiv
 """The lane of the message being handled; the consumer runs each message in its own task, so this is per message."""
 
 _PRIORITY: dict[Lane, int] = {"interactive": 0, "bulk": 1}
+
+POOL_CPU_SECONDS = Counter(
+    "pixtools_cpu_pool_seconds",
+    "CPU time the pool's threads spent running work (codecs, models): the rest of the process's CPU is the service's.",
+    ["pool"],
+)
 
 
 def lane_service(service: str, lane: Lane) -> str:
@@ -60,6 +69,7 @@ class CpuPool:
 
     def __init__(self, threads: int, name: str) -> None:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self._cpu_seconds = POOL_CPU_SECONDS.labels(name)
         self._free = threads
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._arrival = itertools.count()
@@ -69,13 +79,21 @@ class CpuPool:
         """Run `work` on a pool thread once one is free (interactive before bulk) and return its result."""
         await self._acquire(_PRIORITY[current_lane.get()])
         try:
-            submitted = self._executor.submit(work)
+            submitted = self._executor.submit(self._timed, work)
         except BaseException:
             self._release()
             raise
         loop = asyncio.get_running_loop()
         submitted.add_done_callback(lambda _: _call_soon(loop, self._release))
         return await asyncio.wrap_future(submitted)
+
+    def _timed(self, work: Callable[[], T]) -> T:
+        # The thread's own CPU clock: time spent waiting for the GIL or a core is not counted.
+        started = time.thread_time()
+        try:
+            return work()
+        finally:
+            self._cpu_seconds.inc(time.thread_time() - started)
 
     def __enter__(self) -> Self:
         return self

@@ -2,9 +2,11 @@
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pixtools_contracts import Lane
 from pixtools_platform.lanes import CpuPool, current_lane
@@ -97,3 +99,27 @@ async def test_close_drops_queued_work() -> None:
         await queued
     with pytest.raises(RuntimeError, match="closed"):
         await pool.run(lambda: "late")
+
+
+def _counted(pool: str) -> float:
+    return REGISTRY.get_sample_value("pixtools_cpu_pool_seconds_total", {"pool": pool}) or 0.0
+
+
+async def test_the_pool_counts_the_cpu_its_work_spends_not_the_time_it_waits() -> None:
+    with CpuPool(2, "test-cpu-counted") as pool:
+        before = _counted("test-cpu-counted")
+        # Waiting on a pool thread (I/O, a lock, the GIL) is not CPU work.
+        await pool.run(lambda: time.sleep(0.3))
+        after_sleep = _counted("test-cpu-counted")
+
+        def spin() -> float:
+            started = time.thread_time()
+            while time.thread_time() - started < 0.2:
+                pass
+            return time.thread_time() - started
+
+        spent = sum(await asyncio.gather(pool.run(spin), pool.run(spin)))
+        after_spin = _counted("test-cpu-counted")
+    assert after_sleep - before < 0.05
+    # Both threads' CPU, as each thread's own clock measured it.
+    assert after_spin - after_sleep == pytest.approx(spent, abs=0.02)
