@@ -32,7 +32,8 @@ _PRIORITY: dict[Lane, int] = {"interactive": 0, "bulk": 1}
 
 POOL_CPU_SECONDS = Counter(
     "pixtools_cpu_pool_seconds",
-    "CPU time the pool's threads spent running work (codecs, models): the rest of the process's CPU is the service's.",
+    "CPU time the pool's threads spent on the work handed to them: ingest's image operations, the GPU stages' "
+    "decoding and encoding (their models run in their batchers).",
     ["pool"],
 )
 
