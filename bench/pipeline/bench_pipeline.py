@@ -17,7 +17,8 @@ counted whole (they serve everything on the machine), so their figures need an o
 The bare loop runs alone, before the burst; in the burst the same image work shares the cores with every other
 process and costs more CPU per image. So each run also reads ingest's `pixtools_cpu_pool_seconds_total` (the CPU
 its pool threads spent on the images, in the burst) and reports the stack's CPU per job minus that as
-`overhead_vs_pool_cpu_ms_per_job`: what the service spends around the image work as it ran.
+`overhead_vs_pool_cpu_ms_per_job`: what the service spends around the image work as it ran, and that divided by the
+pool's CPU per job (`overhead_per_pool_cpu`), which moves least with the host's speed.
 
     .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16] [--runs 3]
 """
@@ -274,6 +275,10 @@ async def run_once(
         figures["overhead_vs_pool_cpu_ms_per_job"] = (
             figures["cpu_ms_per_job_stack"] - figures["ingest_pool_cpu_ms_per_job"]
         )
+        # Both scale with the host's speed; their quotient is the figure that moves least from run to run.
+        figures["overhead_per_pool_cpu"] = (
+            figures["overhead_vs_pool_cpu_ms_per_job"] / figures["ingest_pool_cpu_ms_per_job"]
+        )
     return figures
 
 
@@ -361,11 +366,11 @@ def summary(runs: list[dict[str, float]]) -> str:
             f"  {figures['unloaded_p50_ms']:15.1f}   {parts}"
         )
     if all("overhead_vs_pool_cpu_ms_per_job" in figures for figures in runs):
-        lines.append("run  bare-cpu-ms/image  ingest-pool-cpu-ms/job  overhead-vs-pool-ms/job")
+        lines.append("run  bare-cpu-ms/image  ingest-pool-cpu-ms/job  overhead-vs-pool-ms/job  overhead/pool")
         for number, figures in enumerate(runs, 1):
             lines.append(
                 f"{number:>3}  {figures['bare_cpu_ms_per_image']:17.1f}  {figures['ingest_pool_cpu_ms_per_job']:22.1f}"
-                f"  {figures['overhead_vs_pool_cpu_ms_per_job']:23.1f}"
+                f"  {figures['overhead_vs_pool_cpu_ms_per_job']:23.1f}  {figures['overhead_per_pool_cpu']:13.2f}"
             )
     return "\n".join(lines)
 
