@@ -32,8 +32,8 @@ async def serve(worker: Worker) -> None:
         loop.add_signal_handler(signum, stopping.set)
     await worker.start()
     # What start-up built (modules, models, compiled statements, pools) lives as long as the process. Frozen, it is
-    # left out of the collector's scans: without this, the aggregator's first full collection under load re-scanned
-    # all of it (76 ms of CPU, measured in `bench/pipeline`, about 0.2 ms per job of that run).
+    # left out of the collector's scans: without this, a fresh aggregator's first full collection under load
+    # re-scanned all of it (76-89 ms of CPU in each `bench/pipeline` run, 0.25-0.3 ms per job of its burst).
     gc.freeze()
     log.info("started", extra={"event_loop": f"{type(loop).__module__}.{type(loop).__qualname__}"})
     await stopping.wait()
