@@ -16,7 +16,7 @@ from pixtools_gateway.adapters.notifications import BATCH_CHANNEL, CHANNEL, JobN
 from pixtools_gateway.api import progress
 
 from .job_control_support import RESIZE_THEN_PNG
-from .listener_support import notify, terminate_listener
+from .listener_support import notify, terminate_listener, until
 
 pytestmark = pytest.mark.integration
 
@@ -119,10 +119,7 @@ async def test_a_waiting_streams_channel_is_listened_on_again_after_the_connecti
     async with notifications.watch(job_id) as changed:
         lost = cache._connection
         assert await terminate_listener(db) == 1
-        deadline = time.monotonic() + 3.0
-        while not (cache.listening and cache._connection is not lost):
-            assert time.monotonic() < deadline, "not reconnected within 3 s"
-            await asyncio.sleep(0.05)
+        await until(lambda: cache.listening and cache._connection is not lost, 3.0)  # reconnected
         await _until_channels(cache, WATCHED, 1.0)
         changed.clear()
         await notify(db, CHANNEL, job_id)
@@ -141,10 +138,7 @@ async def test_a_job_stream_ends_on_the_cancels_notification_not_on_its_poll(api
     job_id = submitted.json()["job_id"]
     notifications = api.client._transport.app.state.resources.notifications  # type: ignore[attr-defined]
     stream = asyncio.create_task(api.client.get(f"/v1/jobs/{job_id}/events", headers=api.as_tenant(tenant_key)))
-    deadline = time.monotonic() + 3.0
-    while job_id not in notifications._waiters:
-        assert time.monotonic() < deadline, "the stream did not start waiting"
-        await asyncio.sleep(0.01)
+    await until(lambda: job_id in notifications._waiters, 3.0)  # the stream started waiting
     await asyncio.sleep(0.1)  # the stream has read the job and waits on its change
     cancelled = await api.client.delete(f"/v1/jobs/{job_id}", headers=api.as_tenant(tenant_key))
     assert cancelled.status_code == 200, cancelled.text

@@ -63,11 +63,8 @@ class JobNotifications:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._opened = 0  # streams opened so far: a release is void if one opened after it was planned
         self._releases: set[asyncio.Task[None]] = set()
-
-    @property
-    def channels(self) -> dict[str, Callable[[str], None]]:
+        self.channels: Mapping[str, Callable[[str], None]] = {CHANNEL: self.changed, BATCH_CHANNEL: self.changed}
         """The channels to LISTEN on while a stream waits, each with what to do with a notification's payload."""
-        return {CHANNEL: self.changed, BATCH_CHANNEL: self.changed}
 
     def changed(self, some_id: str) -> None:
         """Wake the streams of this job or batch."""
