@@ -18,7 +18,10 @@ The bare loop runs alone, before the burst; in the burst the same image work sha
 process and costs more CPU per image. So each run also reads ingest's `pixtools_cpu_pool_seconds_total` (the CPU
 its pool threads spent on the images, in the burst) and reports the stack's CPU per job minus that as
 `overhead_vs_pool_cpu_ms_per_job`: what the service spends around the image work as it ran, and that divided by the
-pool's CPU per job (`overhead_per_pool_cpu`), which moves least with the host's speed.
+pool's CPU per job (`overhead_per_pool_cpu`). That quotient moves least from run to run on one machine, but not
+between machines: the image codecs and the services' own code do not speed up alike from one machine to another
+(docs/benchmarks.md, "Issue 12 on 2026-12-06, 05:08–05:37 UTC"). `system_cpu_ms_per_job_<process>` is the
+kernel's part of each process's CPU.
 
     .venv/bin/python bench/pipeline/bench_pipeline.py [--jobs 300] [--concurrency 16] [--runs 3]
 """
@@ -105,8 +108,16 @@ def bare_loop(jpeg: bytes, count: int) -> BareLoop:
     return BareLoop(single, parallel, cpu_per_image)
 
 
-def stack_cpu_seconds(services: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system) so far of the stack's processes, summed by part, from /proc (Linux only).
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds so far of the stack's processes, summed by part: all of it, and the kernel's part of it."""
+
+    total: dict[str, float]
+    system: dict[str, float]
+
+
+def stack_cpu_seconds(services: dict[str, int]) -> CpuReading:
+    """CPU seconds (user + system, and system alone) so far of the stack's processes, by part, from /proc (Linux only).
 
     `services` maps each service to its process id: that process and its descendants count, and only they.
     Each process counts its own time and its reaped children's (utime, stime, cutime, cstime): a Postgres backend
@@ -114,7 +125,7 @@ def stack_cpu_seconds(services: dict[str, int]) -> dict[str, float]:
     """
     ticks = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
-    seconds: dict[int, float] = {}
+    seconds: dict[int, tuple[float, float]] = {}
     commands: dict[int, str] = {}
     for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
@@ -122,21 +133,22 @@ def stack_cpu_seconds(services: dict[str, int]) -> dict[str, float]:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parents[pid], seconds[pid], commands[pid] = int(fields[1]), sum(map(int, fields[11:15])) / ticks, command
+        utime, stime, cutime, cstime = map(int, fields[11:15])
+        parents[pid], commands[pid] = int(fields[1]), command
+        seconds[pid] = ((utime + stime + cutime + cstime) / ticks, (stime + cstime) / ticks)
     owners = {pid: part for part, pid in services.items()}
-    totals = dict.fromkeys(STACK_PROCESSES, 0.0)
-    for pid, spent in seconds.items():
+    reading = CpuReading(dict.fromkeys(STACK_PROCESSES, 0.0), dict.fromkeys(STACK_PROCESSES, 0.0))
+    for pid, (spent, in_kernel) in seconds.items():
         ancestor = pid
         while ancestor > 1 and ancestor not in owners:
             ancestor = parents.get(ancestor, 0)
-        if ancestor in owners:
-            totals[owners[ancestor]] += spent
-            continue
-        for part in SHARED_SERVERS:
-            if STACK_PROCESSES[part] in commands[pid]:
-                totals[part] += spent
-                break
-    return totals
+        part = owners.get(ancestor)
+        if part is None:
+            part = next((shared for shared in SHARED_SERVERS if STACK_PROCESSES[shared] in commands[pid]), None)
+        if part is not None:
+            reading.total[part] += spent
+            reading.system[part] += in_kernel
+    return reading
 
 
 class Completions:
@@ -267,7 +279,9 @@ async def run_once(
         "client_cpu_ms_per_job": (client_after - client_before) / args.jobs * 1000,
     }
     for part in STACK_PROCESSES:
-        figures[f"cpu_ms_per_job_{part}"] = (cpu_after[part] - cpu_before[part]) / args.jobs * 1000
+        figures[f"cpu_ms_per_job_{part}"] = (cpu_after.total[part] - cpu_before.total[part]) / args.jobs * 1000
+        # The kernel's part: socket and file system calls, wake-ups and disk syncs, rather than the process's own code.
+        figures[f"system_cpu_ms_per_job_{part}"] = (cpu_after.system[part] - cpu_before.system[part]) / args.jobs * 1000
     figures["cpu_ms_per_job_stack"] = sum(figures[f"cpu_ms_per_job_{part}"] for part in STACK_PROCESSES)
     if pool_before is not None and pool_after is not None:
         # The image work as ingest ran it in the burst, beside everything else on the same cores.
@@ -275,7 +289,7 @@ async def run_once(
         figures["overhead_vs_pool_cpu_ms_per_job"] = (
             figures["cpu_ms_per_job_stack"] - figures["ingest_pool_cpu_ms_per_job"]
         )
-        # Both scale with the host's speed; their quotient is the figure that moves least from run to run.
+        # Their quotient moves least from run to run on one machine (not between machines: see the docstring).
         figures["overhead_per_pool_cpu"] = (
             figures["overhead_vs_pool_cpu_ms_per_job"] / figures["ingest_pool_cpu_ms_per_job"]
         )
@@ -372,6 +386,10 @@ def summary(runs: list[dict[str, float]]) -> str:
                 f"{number:>3}  {figures['bare_cpu_ms_per_image']:17.1f}  {figures['ingest_pool_cpu_ms_per_job']:22.1f}"
                 f"  {figures['overhead_vs_pool_cpu_ms_per_job']:23.1f}  {figures['overhead_per_pool_cpu']:13.2f}"
             )
+    lines.append("run  kernel part, ms/job   " + "  ".join(STACK_PROCESSES))
+    for number, figures in enumerate(runs, 1):
+        parts = "  ".join(f"{figures[f'system_cpu_ms_per_job_{part}']:{len(part)}.1f}" for part in STACK_PROCESSES)
+        lines.append(f"{number:>3}  {'':20}   {parts}")
     return "\n".join(lines)
 
 
