@@ -16,38 +16,28 @@ counters include each connection's start-up, a few frames. The management API re
 """
 
 import argparse
-import base64
 import json
 import time
-import urllib.request
 from typing import Any
+
+from queue_counts import management_listing  # this script's folder is on the path when it runs
 
 CONNECTION_COUNTERS = ("recv_cnt", "send_cnt", "recv_oct", "send_oct")
 
 
-def fetch(url: str, authorization: str, path: str) -> list[dict[str, Any]]:
-    """One management API listing."""
-    request = urllib.request.Request(f"{url}{path}")
-    request.add_header("Authorization", authorization)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        listing: list[dict[str, Any]] = json.load(response)
-    return listing
-
-
 def sample(url: str, user: str, password: str, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """The last reading of every connection and channel seen within `seconds`, by name."""
-    authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     connections: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            for connection in fetch(url, authorization, "/api/connections"):
+            for connection in management_listing(url, user, password, "/api/connections"):
                 label = (connection.get("client_properties") or {}).get("connection_name") or "unnamed"
                 connections[f"{label} :{connection.get('peer_port')}"] = {
                     counter: connection.get(counter) or 0 for counter in CONNECTION_COUNTERS
                 }
-            for channel in fetch(url, authorization, "/api/channels"):
+            for channel in management_listing(url, user, password, "/api/channels"):
                 stats = channel.get("message_stats") or {}
                 channels[channel["name"]] = {
                     name: value for name, value in stats.items() if not name.endswith("_details") and value
@@ -72,7 +62,7 @@ def main() -> None:
     for name, counters in sorted(connections.items()):
         print(f"  {name:40} " + "  ".join(f"{counters[c] / args.jobs:8.2f}" for c in CONNECTION_COUNTERS))
     print("AMQP methods per job, by channel:")
-    for name, stats in sorted(channels.items()):
+    for name, stats in sorted((name, stats) for name, stats in channels.items() if stats):
         rates = "  ".join(f"{method} {count / args.jobs:.2f}" for method, count in sorted(stats.items()))
         print(f"  {name:40} {rates}")
     if args.json:

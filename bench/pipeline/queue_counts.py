@@ -16,16 +16,23 @@ import json
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+
+def management_listing(url: str, user: str, password: str, path: str) -> list[dict[str, Any]]:
+    """One listing of RabbitMQ's management API (`path` such as /api/queues/%2F), as its JSON objects."""
+    request = urllib.request.Request(f"{url}{path}")
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        listing: list[dict[str, Any]] = json.load(response)
+    return listing
 
 
 def snapshot(url: str, user: str, password: str, namespace: str) -> dict[str, dict[str, object]]:
     """Each queue of the namespace: its type and its cumulative publish and deliver counters."""
-    request = urllib.request.Request(
-        f"{url}/api/queues/{urllib.parse.quote('/', safe='')}?columns=name,type,message_stats"
+    queues = management_listing(
+        url, user, password, f"/api/queues/{urllib.parse.quote('/', safe='')}?columns=name,type,message_stats"
     )
-    request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
-    with urllib.request.urlopen(request, timeout=10) as response:
-        queues = json.load(response)
     counts: dict[str, dict[str, object]] = {}
     for queue in queues:
         if not queue["name"].startswith(f"{namespace}."):
